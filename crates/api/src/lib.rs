@@ -1,0 +1,113 @@
+//! Dashtam's HTTP layer. Requests are parsed, authenticated and validated here into domain values; nothing
+//! below this crate knows about HTTP.
+
+pub mod datetime;
+mod errors;
+pub mod extract;
+pub mod metrics;
+pub mod ops;
+pub mod problem;
+pub mod request_context;
+pub mod state;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use problem::{FieldError, Problem};
+pub use state::{AppState, HttpSettings};
+
+/// The OpenAPI document's fixed parts; paths are added from the routes themselves.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Dashtam",
+        description = "Self-hostable financial data aggregation: one API over your accounts, holdings, \
+                       transactions, balances and net worth.",
+    ),
+    components(schemas(problem::ProblemDocument, problem::FieldError)),
+    tags((name = "operations", description = "Liveness, readiness, metrics and documentation")),
+)]
+struct ApiDoc;
+
+/// Every route with its OpenAPI description.
+fn documented_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(ops::health))
+        .routes(routes!(ops::ready))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::openapi_json))
+        .routes(routes!(ops::docs))
+        .routes(routes!(ops::docs_asset))
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut document) = documented_routes().split_for_parts();
+    document.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    document
+}
+
+/// The whole application: every route, behind the middleware every request passes through.
+pub fn router(state: AppState) -> Router {
+    let (routes, mut document) = documented_routes().split_for_parts();
+    document.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    // The document is fixed for the life of the process; serialising it once keeps `/openapi.json` cheap.
+    let document = document.to_json().unwrap_or_else(|error| {
+        tracing::error!(%error, "OpenAPI document failed to serialise");
+        "{}".to_owned()
+    });
+    let routes = routes.layer(axum::Extension(ops::OpenApiJson(Arc::from(document))));
+    with_middleware(routes, state)
+}
+
+/// Applies the request pipeline to `routes`: request id and problem rendering, metrics, sensitive-header
+/// redaction, the request timeout, panic recovery and the body limit; plus the `404` fallback. Public so
+/// tests can put extra routes behind exactly the production pipeline.
+pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
+    let settings = state.settings.clone();
+    routes
+        .fallback(unknown_route)
+        .layer(DefaultBodyLimit::max(settings.json_body_limit))
+        .layer(CatchPanicLayer::custom(problem_for_panic))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            settings.request_timeout,
+        ))
+        .layer(SetSensitiveHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::PROXY_AUTHORIZATION,
+            header::COOKIE,
+            header::SET_COOKIE,
+        ]))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track_requests,
+        ))
+        .layer(axum::middleware::from_fn(request_context::request_context))
+        .with_state(state)
+}
+
+async fn unknown_route() -> Problem {
+    Problem::not_found().with_detail("No resource at this path.")
+}
+
+fn problem_for_panic(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|message| (*message).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned());
+    tracing::error!(panic = %message, "handler panicked");
+    Problem::internal().into_response()
+}

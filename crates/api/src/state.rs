@@ -1,0 +1,52 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use dashtam_domain::Clock;
+use dashtam_domain::ports::{SharedState, Store};
+
+use crate::metrics::Metrics;
+
+/// HTTP-level limits, from configuration.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// A request still running after this is answered `503 request_timeout` and abandoned.
+    pub request_timeout: Duration,
+    /// How long `/ready` waits for each dependency before calling it unavailable.
+    pub readiness_timeout: Duration,
+    /// The largest JSON body accepted.
+    pub json_body_limit: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            readiness_timeout: Duration::from_secs(2),
+            json_body_limit: 64 * 1024,
+        }
+    }
+}
+
+/// Shared application state: ports and settings, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Durable storage.
+    pub store: Arc<dyn Store>,
+    /// Short-lived state shared between instances.
+    pub shared_state: Arc<dyn SharedState>,
+    /// The source of "now".
+    pub clock: Arc<dyn Clock>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// HTTP limits.
+    pub settings: Arc<HttpSettings>,
+}
+
+impl FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
+    }
+}

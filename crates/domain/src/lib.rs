@@ -1,0 +1,11 @@
+//! Dashtam's domain: entities, the rules that govern them, and the ports (traits) through which the rules
+//! reach storage and the outside world. Nothing here knows about HTTP, SQL, Redis or any network client.
+
+pub mod clock;
+pub mod ids;
+pub mod ports;
+pub mod user;
+
+pub use clock::{Clock, SystemClock};
+pub use ids::UserId;
+pub use user::{Email, EmailError, NewUser, Role, SecurityConfig, User, UserName, UserNameError};

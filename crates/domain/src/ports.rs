@@ -1,0 +1,128 @@
+//! Ports: the traits through which domain services reach storage and shared state. Adapters implement
+//! them; services hold them as `Arc<dyn …>` so one compiled handler serves every backend.
+
+use std::error::Error as StdError;
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::ids::UserId;
+use crate::user::{Email, NewUser, Role, SecurityConfig, User, UserName};
+
+/// Any error from a backend library, kept for logs but never shown to clients.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// What can go wrong in storage, in terms a service can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached in time (down, pool exhausted, network).
+    #[error("database unavailable")]
+    Unavailable(#[source] BoxError),
+    /// A uniqueness rule was broken (a taken email, a duplicate alias). The operation that hit it knows
+    /// which rule it can break; the source says which one did, for logs.
+    #[error("unique constraint violated")]
+    Conflict(#[source] BoxError),
+    /// A stored value could not be turned back into a domain value: the data is damaged.
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    /// Anything else the database reported.
+    #[error("database error")]
+    Other(#[source] BoxError),
+}
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// An embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl StoreBackend {
+    /// The name used in logs, metrics and `/ready`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreBackend::Sqlite => "sqlite",
+            StoreBackend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A snapshot of the connection pool, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections currently open.
+    pub open: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// The most the pool will open.
+    pub max: u32,
+}
+
+/// Durable storage. Reads run on the pool; every change runs inside a [`StoreTx`] so a use case and its
+/// audit entry commit together.
+#[async_trait]
+pub trait Store: Send + Sync + Debug {
+    /// Which database this is.
+    fn backend(&self) -> StoreBackend;
+
+    /// Proves the database answers a query (used by `/ready`).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Current pool usage.
+    fn pool_stats(&self) -> PoolStats;
+
+    /// Closes every connection; later calls fail with [`StoreError::Unavailable`]. Used at shutdown.
+    async fn close(&self);
+
+    /// Starts a write transaction. Dropping it without [`StoreTx::commit`] rolls everything back.
+    async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
+
+    /// The user with this id.
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
+
+    /// The user with this (normalised) address.
+    async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
+
+    /// The installation-wide token settings.
+    async fn security_config(&self) -> Result<SecurityConfig, StoreError>;
+}
+
+/// One write transaction.
+#[async_trait]
+pub trait StoreTx: Send {
+    /// Creates an account; a taken address is [`StoreError::Conflict`].
+    async fn insert_user(&mut self, user: &NewUser) -> Result<User, StoreError>;
+
+    /// Changes a display name; `None` when there is no such user.
+    async fn update_user_name(
+        &mut self,
+        id: UserId,
+        name: &UserName,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, StoreError>;
+
+    /// Changes a role; `None` when there is no such user.
+    async fn set_user_role(
+        &mut self,
+        id: UserId,
+        role: Role,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, StoreError>;
+
+    /// Makes every change of this transaction durable.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// The short-lived state shared between instances (rate-limit buckets, revocations, OAuth state, locks):
+/// in-process for one instance, Redis for many.
+#[async_trait]
+pub trait SharedState: Send + Sync + Debug {
+    /// `memory` or `redis`, for logs and metrics.
+    fn kind(&self) -> &'static str;
+
+    /// Proves the backend answers (used by `/ready`).
+    async fn ping(&self) -> Result<(), BoxError>;
+}

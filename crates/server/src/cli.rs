@@ -1,0 +1,57 @@
+//! The command line (API.md §8).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Dashtam: self-hostable financial data aggregation.
+#[derive(Debug, Parser)]
+#[command(name = "dashtam", version, about)]
+pub struct Cli {
+    /// A TOML configuration file; environment variables override it.
+    #[arg(long, global = true, env = "DASHTAM_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// What to do; serves when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations, then serve until SIGINT/SIGTERM.
+    Serve {
+        /// Do not migrate first (when migrations are run as a separate deployment step).
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Manage the database schema.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `dashtam migrate …`.
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Apply every pending migration.
+    Up,
+    /// Roll back the newest applied migrations.
+    Down {
+        /// How many to roll back.
+        #[arg(long, default_value_t = 1)]
+        steps: usize,
+    },
+    /// List applied and pending migrations.
+    Status,
+}
+
+/// `dashtam config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and print it with every secret redacted.
+    Check,
+}

@@ -1,0 +1,879 @@
+//! Configuration (API.md §8): built-in defaults, then an optional TOML file, then `DASHTAM_…` environment
+//! variables (`__` separates a section from its key), then `<NAME>_FILE` for secrets. After loading, every
+//! rule — including the ones that span settings and the production refusals — is checked, and all broken
+//! rules are reported at once, each naming its setting.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Format, Toml};
+use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use url::Url;
+
+/// The prefix of every environment variable read here.
+const ENV_PREFIX: &str = "DASHTAM_";
+
+/// Top-level names environment variables may set. Other `DASHTAM_*` variables (the test suite's
+/// `DASHTAM_TEST_DATABASE_URL`, `DASHTAM_CONFIG` itself) are not settings and are ignored, while a typo
+/// inside a known section is still refused.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "env",
+    "bind",
+    "public_url",
+    "app_url",
+    "data_dir",
+    "database_url",
+    "redis_url",
+    "redis_timeout",
+    "trusted_proxies",
+    "database",
+    "server",
+    "log",
+    "mail",
+    "rate_limit",
+    "keys",
+    "sandbox",
+    "schwab",
+    "http",
+];
+
+/// Settings that may be given as a file path in `<NAME>_FILE` (container secrets, systemd credentials).
+const SECRET_KEYS: &[&str] = &[
+    "database_url",
+    "redis_url",
+    "mail.smtp_url",
+    "keys.signing",
+    "keys.encryption",
+    "keys.token_hash",
+    "schwab.client_secret",
+];
+
+/// Development or production. Production refuses every development convenience.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// The default: generated keys, file mail and the sandbox are allowed.
+    #[default]
+    Development,
+    /// A real deployment.
+    Production,
+}
+
+/// The whole configuration.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `DASHTAM_ENV`.
+    pub env: Environment,
+    /// `DASHTAM_BIND`: the listen address.
+    pub bind: SocketAddr,
+    /// `DASHTAM_PUBLIC_URL`: this server's base URL; defaults to `http://<bind>`.
+    pub public_url: Option<Url>,
+    /// `DASHTAM_APP_URL`: the front end's base URL for email links; defaults to the public URL.
+    pub app_url: Option<Url>,
+    /// `DASHTAM_DATA_DIR`: SQLite database, mail folder and development keys.
+    pub data_dir: PathBuf,
+    /// `DASHTAM_DATABASE_URL`: `sqlite://…` or `postgres://…`; defaults to `sqlite://<data_dir>/dashtam.db`.
+    #[serde(serialize_with = "serialize_secret_url")]
+    pub database_url: Option<SecretString>,
+    /// `DASHTAM_REDIS_URL`: unset keeps shared state in-process (one instance).
+    #[serde(serialize_with = "serialize_secret_url")]
+    pub redis_url: Option<SecretString>,
+    /// `DASHTAM_REDIS_TIMEOUT`: bound on every Redis connection attempt and command.
+    #[serde(with = "humantime_serde")]
+    pub redis_timeout: Duration,
+    /// `DASHTAM_TRUSTED_PROXIES`: CIDRs whose `X-Forwarded-For` is believed.
+    #[serde(deserialize_with = "deserialize_cidr_list")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// `[database]`.
+    pub database: DatabaseConfig,
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[log]`.
+    pub log: LogConfig,
+    /// `[mail]`.
+    pub mail: MailConfig,
+    /// `[rate_limit]`.
+    pub rate_limit: RateLimitConfig,
+    /// `[keys]`.
+    pub keys: KeysConfig,
+    /// `[sandbox]`.
+    pub sandbox: SandboxConfig,
+    /// `[schwab]`.
+    pub schwab: SchwabConfig,
+    /// `[http]`: outbound provider calls.
+    pub http: HttpClientConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            env: Environment::Development,
+            bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            public_url: None,
+            app_url: None,
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            redis_url: None,
+            redis_timeout: Duration::from_secs(1),
+            trusted_proxies: Vec::new(),
+            database: DatabaseConfig::default(),
+            server: ServerConfig::default(),
+            log: LogConfig::default(),
+            mail: MailConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            keys: KeysConfig::default(),
+            sandbox: SandboxConfig::default(),
+            schwab: SchwabConfig::default(),
+            http: HttpClientConfig::default(),
+        }
+    }
+}
+
+/// `[database]`: connection pool.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `DASHTAM_DATABASE__MAX_CONNECTIONS`.
+    pub max_connections: u32,
+    /// `DASHTAM_DATABASE__ACQUIRE_TIMEOUT`: a request waiting longer for a connection fails with 503.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[server]`: the HTTP server.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `DASHTAM_SERVER__REQUEST_TIMEOUT`: requests running longer get `503 request_timeout`.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// `DASHTAM_SERVER__SHUTDOWN_TIMEOUT`: how long in-flight requests may finish after SIGTERM.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// `DASHTAM_SERVER__READINESS_TIMEOUT`: how long `/ready` waits for each dependency.
+    #[serde(with = "humantime_serde")]
+    pub readiness_timeout: Duration,
+    /// `DASHTAM_SERVER__JSON_BODY_LIMIT`: the largest JSON body accepted, in bytes.
+    pub json_body_limit: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(30),
+            readiness_timeout: Duration::from_secs(2),
+            json_body_limit: 64 * 1024,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON in production, human-readable otherwise.
+    #[default]
+    Auto,
+    /// Human-readable.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `DASHTAM_LOG__FORMAT`.
+    pub format: LogFormat,
+    /// `DASHTAM_LOG__FILTER`: a `tracing` filter such as `info,dashtam_api=debug`.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Auto,
+            filter: "info,sqlx=warn".to_owned(),
+        }
+    }
+}
+
+/// How mail leaves the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    /// One `.eml` file per message in the mail directory (development).
+    #[default]
+    File,
+    /// An SMTP relay.
+    Smtp,
+    /// Logged and dropped.
+    Log,
+}
+
+/// `[mail]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailConfig {
+    /// `DASHTAM_MAIL__TRANSPORT`.
+    pub transport: MailTransport,
+    /// `DASHTAM_MAIL__DIR`: defaults to `<data_dir>/mail`.
+    pub dir: Option<PathBuf>,
+    /// `DASHTAM_MAIL__SMTP_URL`: `smtp://` or `smtps://`, possibly with credentials.
+    #[serde(serialize_with = "serialize_secret_url")]
+    pub smtp_url: Option<SecretString>,
+    /// `DASHTAM_MAIL__FROM`: the sender address.
+    pub from: String,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            transport: MailTransport::File,
+            dir: None,
+            smtp_url: None,
+            from: "Dashtam <no-reply@localhost>".to_owned(),
+        }
+    }
+}
+
+/// `[rate_limit]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// `DASHTAM_RATE_LIMIT__ENABLED`.
+    pub enabled: bool,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+/// `[keys]`: keyrings (`kid:base64key`, comma-separated, the first active) and the token-hash secret.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeysConfig {
+    /// `DASHTAM_KEYS__SIGNING`.
+    #[serde(serialize_with = "serialize_secret")]
+    pub signing: Option<SecretString>,
+    /// `DASHTAM_KEYS__ENCRYPTION`.
+    #[serde(serialize_with = "serialize_secret")]
+    pub encryption: Option<SecretString>,
+    /// `DASHTAM_KEYS__TOKEN_HASH`.
+    #[serde(serialize_with = "serialize_secret")]
+    pub token_hash: Option<SecretString>,
+}
+
+/// `[sandbox]`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// `DASHTAM_SANDBOX__ENABLED`: defaults to on in development, off in production.
+    pub enabled: Option<bool>,
+}
+
+/// `[schwab]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchwabConfig {
+    /// `DASHTAM_SCHWAB__CLIENT_ID`.
+    pub client_id: Option<String>,
+    /// `DASHTAM_SCHWAB__CLIENT_SECRET`.
+    #[serde(serialize_with = "serialize_secret")]
+    pub client_secret: Option<SecretString>,
+    /// `DASHTAM_SCHWAB__BASE_URL`.
+    pub base_url: Url,
+}
+
+impl Default for SchwabConfig {
+    fn default() -> Self {
+        Self {
+            client_id: None,
+            client_secret: None,
+            base_url: Url::parse("https://api.schwabapi.com")
+                .unwrap_or_else(|_| unreachable!("constant URL")),
+        }
+    }
+}
+
+/// `[http]`: timeouts of every outbound provider call.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpClientConfig {
+    /// `DASHTAM_HTTP__CONNECT_TIMEOUT`.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// `DASHTAM_HTTP__READ_TIMEOUT`.
+    #[serde(with = "humantime_serde")]
+    pub read_timeout: Duration,
+    /// `DASHTAM_HTTP__TOTAL_TIMEOUT`: a hard deadline for the whole call.
+    #[serde(with = "humantime_serde")]
+    pub total_timeout: Duration,
+}
+
+impl Default for HttpClientConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            total_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Configuration could not be loaded or broke a rule. Displays as one message listing every problem.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    problems: Vec<String>,
+}
+
+impl ConfigError {
+    fn single(problem: String) -> Self {
+        Self {
+            problems: vec![problem],
+        }
+    }
+
+    /// Each problem, naming its setting.
+    pub fn problems(&self) -> &[String] {
+        &self.problems
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration:")?;
+        for problem in &self.problems {
+            write!(f, "\n  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The environment variable that sets a key path (`mail.smtp_url` → `DASHTAM_MAIL__SMTP_URL`).
+pub fn env_name(key_path: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}",
+        key_path.replace('.', "__").to_ascii_uppercase()
+    )
+}
+
+/// How a setting is named in messages: its variable and its TOML key.
+fn setting(key_path: &str) -> String {
+    format!("{} ({key_path})", env_name(key_path))
+}
+
+impl Config {
+    /// Loads from the TOML file (if any), the process environment and `_FILE` secrets, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// [`Config::load`] with an explicit environment; `_FILE` variables are read from it too.
+    pub fn load_from(
+        file: Option<&Path>,
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let environment: Vec<(String, String)> = environment.into_iter().collect();
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::single(format!(
+                    "DASHTAM_CONFIG / --config: file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(DictProvider {
+            name: "environment variables",
+            dict: environment_dict(&environment),
+        });
+        let mut secrets = figment::value::Dict::new();
+        for (key_path, value) in read_secret_files(&environment)? {
+            insert_nested(&mut secrets, &key_path, figment::value::Value::from(value));
+        }
+        figment = figment.merge(DictProvider {
+            name: "a _FILE secret",
+            dict: secrets,
+        });
+        let config: Config = figment.extract().map_err(|error| ConfigError {
+            problems: error.into_iter().map(describe_figment_error).collect(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every rule; all broken ones are reported together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut refuse = |key_path: &str, message: String| {
+            problems.push(format!("{}: {message}", setting(key_path)))
+        };
+
+        for (key_path, url) in [("public_url", &self.public_url), ("app_url", &self.app_url)] {
+            if let Some(url) = url {
+                if !matches!(url.scheme(), "http" | "https") {
+                    refuse(key_path, "must be an http:// or https:// URL".into());
+                }
+                if url.query().is_some() || url.fragment().is_some() {
+                    refuse(key_path, "must not have a query or fragment".into());
+                }
+            }
+        }
+        if let Some(url) = &self.database_url {
+            let scheme = url_scheme(url.expose_secret());
+            if !matches!(scheme, Some("sqlite" | "postgres" | "postgresql")) {
+                refuse(
+                    "database_url",
+                    "must start with sqlite:// or postgres://".into(),
+                );
+            }
+        }
+        if let Some(url) = &self.redis_url
+            && !matches!(url_scheme(url.expose_secret()), Some("redis" | "rediss"))
+        {
+            refuse("redis_url", "must start with redis:// or rediss://".into());
+        }
+        if self.redis_timeout.is_zero() {
+            refuse("redis_timeout", "must be greater than zero".into());
+        }
+        if self.database.max_connections == 0 {
+            refuse("database.max_connections", "must be at least 1".into());
+        }
+        for (key_path, duration) in [
+            ("database.acquire_timeout", self.database.acquire_timeout),
+            ("server.request_timeout", self.server.request_timeout),
+            ("server.readiness_timeout", self.server.readiness_timeout),
+            ("http.connect_timeout", self.http.connect_timeout),
+            ("http.read_timeout", self.http.read_timeout),
+            ("http.total_timeout", self.http.total_timeout),
+        ] {
+            if duration.is_zero() {
+                refuse(key_path, "must be greater than zero".into());
+            }
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.server.json_body_limit) {
+            refuse(
+                "server.json_body_limit",
+                "must be between 1024 and 16777216 bytes".into(),
+            );
+        }
+        for (key_path, duration) in [
+            ("http.connect_timeout", self.http.connect_timeout),
+            ("http.read_timeout", self.http.read_timeout),
+        ] {
+            if duration > self.http.total_timeout {
+                refuse(
+                    key_path,
+                    format!(
+                        "must not exceed {} (the hard deadline)",
+                        env_name("http.total_timeout")
+                    ),
+                );
+            }
+        }
+        match (&self.mail.transport, &self.mail.smtp_url) {
+            (MailTransport::Smtp, None) => {
+                refuse(
+                    "mail.smtp_url",
+                    format!("is required when {} is smtp", env_name("mail.transport")),
+                );
+            }
+            (MailTransport::Smtp, Some(url))
+                if !matches!(url_scheme(url.expose_secret()), Some("smtp" | "smtps")) =>
+            {
+                refuse(
+                    "mail.smtp_url",
+                    "must start with smtp:// or smtps://".into(),
+                );
+            }
+            _ => {}
+        }
+        if self.mail.from.parse::<MailboxShape>().is_err() {
+            refuse(
+                "mail.from",
+                "must be an address such as \"Dashtam <no-reply@example.com>\"".into(),
+            );
+        }
+        if self.schwab.client_id.is_some() != self.schwab.client_secret.is_some() {
+            refuse(
+                "schwab.client_secret",
+                format!(
+                    "{} and this must be set together",
+                    env_name("schwab.client_id")
+                ),
+            );
+        }
+        if !matches!(self.schwab.base_url.scheme(), "http" | "https") {
+            refuse(
+                "schwab.base_url",
+                "must be an http:// or https:// URL".into(),
+            );
+        }
+
+        if self.env == Environment::Production {
+            let development_only = "is a development-only setting; production refuses it";
+            if self.mail.transport == MailTransport::File {
+                refuse(
+                    "mail.transport",
+                    format!("file {development_only}: use smtp"),
+                );
+            }
+            if self.sandbox_enabled() {
+                refuse(
+                    "sandbox.enabled",
+                    format!("the sandbox brokerage {development_only}: set it to false"),
+                );
+            }
+            for (key_path, key) in [
+                ("keys.signing", &self.keys.signing),
+                ("keys.encryption", &self.keys.encryption),
+                ("keys.token_hash", &self.keys.token_hash),
+            ] {
+                if key.is_none() {
+                    refuse(
+                        key_path,
+                        "must be configured in production (generated keys are development-only)"
+                            .into(),
+                    );
+                }
+            }
+            if self.public_url().scheme() != "https" {
+                refuse("public_url", "must be an https:// URL in production".into());
+            }
+            if self.app_url().scheme() != "https" {
+                refuse("app_url", "must be an https:// URL in production".into());
+            }
+        }
+
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data directory.
+    pub fn database_url(&self) -> SecretString {
+        self.database_url.clone().unwrap_or_else(|| {
+            SecretString::from(format!(
+                "sqlite://{}",
+                self.data_dir.join("dashtam.db").display()
+            ))
+        })
+    }
+
+    /// This server's base URL.
+    pub fn public_url(&self) -> Url {
+        self.public_url.clone().unwrap_or_else(|| {
+            Url::parse(&format!("http://{}", self.bind))
+                .unwrap_or_else(|_| unreachable!("a socket address is a valid host"))
+        })
+    }
+
+    /// The front end's base URL.
+    pub fn app_url(&self) -> Url {
+        self.app_url.clone().unwrap_or_else(|| self.public_url())
+    }
+
+    /// Where `.eml` files go with the file transport.
+    pub fn mail_dir(&self) -> PathBuf {
+        self.mail
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("mail"))
+    }
+
+    /// Whether the sandbox brokerage is served.
+    pub fn sandbox_enabled(&self) -> bool {
+        self.sandbox
+            .enabled
+            .unwrap_or(self.env == Environment::Development)
+    }
+
+    /// Whether logs are JSON.
+    pub fn json_logs(&self) -> bool {
+        match self.log.format {
+            LogFormat::Auto => self.env == Environment::Production,
+            LogFormat::Pretty => false,
+            LogFormat::Json => true,
+        }
+    }
+
+    /// The effective configuration as TOML, defaults filled in and every secret redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut effective = toml::Table::try_from(self).unwrap_or_default();
+        let derived = [
+            ("public_url", self.public_url().to_string()),
+            ("app_url", self.app_url().to_string()),
+            (
+                "database_url",
+                redact_url(self.database_url().expose_secret()),
+            ),
+        ];
+        for (key, value) in derived {
+            effective.insert(key.to_owned(), toml::Value::String(value));
+        }
+        if let Some(toml::Value::Table(mail)) = effective.get_mut("mail") {
+            mail.insert(
+                "dir".to_owned(),
+                toml::Value::String(self.mail_dir().display().to_string()),
+            );
+        }
+        if let Some(toml::Value::Table(sandbox)) = effective.get_mut("sandbox") {
+            sandbox.insert(
+                "enabled".to_owned(),
+                toml::Value::Boolean(self.sandbox_enabled()),
+            );
+        }
+        toml::to_string_pretty(&effective).unwrap_or_default()
+    }
+}
+
+/// Just enough of RFC 5322 to catch a misconfigured sender: `addr@domain` or `Name <addr@domain>`.
+struct MailboxShape;
+
+impl std::str::FromStr for MailboxShape {
+    type Err = ();
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let address = match (value.find('<'), value.strip_suffix('>')) {
+            (Some(open), Some(without_close)) => &without_close[open + 1..],
+            (None, None) => value,
+            _ => return Err(()),
+        };
+        let (local, domain) = address.trim().split_once('@').ok_or(())?;
+        if local.is_empty() || domain.is_empty() || address.chars().any(char::is_whitespace) {
+            return Err(());
+        }
+        Ok(Self)
+    }
+}
+
+fn url_scheme(url: &str) -> Option<&str> {
+    url.split_once("://").map(|(scheme, _)| scheme)
+}
+
+/// A URL with its password (if any) replaced, so `config check` stays useful without leaking it.
+pub fn redact_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            if parsed.set_password(Some("[redacted]")).is_ok() {
+                parsed.to_string()
+            } else {
+                "[redacted]".to_owned()
+            }
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "[redacted]".to_owned(),
+    }
+}
+
+/// Settings from one source, named in error messages.
+struct DictProvider {
+    name: &'static str,
+    dict: figment::value::Dict,
+}
+
+impl figment::Provider for DictProvider {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(self.name)
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        Ok(figment::Profile::Default.collect(self.dict.clone()))
+    }
+}
+
+/// `DASHTAM_*` variables as a nested dictionary. (figment's own `Env` reads only the real process
+/// environment; this takes an explicit one so tests need not mutate it, and keeps figment's value parsing
+/// of `true`, numbers and `[a, b]`.)
+fn environment_dict(environment: &[(String, String)]) -> figment::value::Dict {
+    let known: Vec<(String, String)> = environment
+        .iter()
+        .filter_map(|(name, value)| {
+            let key = name
+                .strip_prefix(ENV_PREFIX)?
+                .to_ascii_lowercase()
+                .replace("__", ".");
+            let top = key.split('.').next().unwrap_or_default();
+            (TOP_LEVEL_KEYS.contains(&top) && !key.ends_with("_file")).then(|| (key, value.clone()))
+        })
+        .collect();
+    let mut dict = figment::value::Dict::new();
+    for (key, value) in known {
+        let parsed: figment::value::Value = value
+            .parse()
+            .unwrap_or_else(|_| figment::value::Value::from(value.clone()));
+        insert_nested(&mut dict, &key, parsed);
+    }
+    dict
+}
+
+fn insert_nested(dict: &mut figment::value::Dict, key_path: &str, value: figment::value::Value) {
+    match key_path.split_once('.') {
+        None => {
+            dict.insert(key_path.to_owned(), value);
+        }
+        Some((head, rest)) => {
+            let entry = dict
+                .entry(head.to_owned())
+                .or_insert_with(|| figment::value::Value::from(figment::value::Dict::new()));
+            if let figment::value::Value::Dict(_, inner) = entry {
+                insert_nested(inner, rest, value);
+            } else {
+                // `DASHTAM_MAIL=x` and `DASHTAM_MAIL__DIR=y` together: the section wins and extraction
+                // reports the scalar as the wrong type for it.
+                *entry = figment::value::Value::from(figment::value::Dict::new());
+                if let figment::value::Value::Dict(_, inner) = entry {
+                    insert_nested(inner, rest, value);
+                }
+            }
+        }
+    }
+}
+
+/// `DASHTAM_<NAME>_FILE` variables: each must name a secret setting and a readable file, and must not be
+/// combined with `DASHTAM_<NAME>` itself.
+fn read_secret_files(
+    environment: &[(String, String)],
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut secrets = Vec::new();
+    let mut problems = Vec::new();
+    for (name, path) in environment {
+        let Some(base) = name
+            .strip_prefix(ENV_PREFIX)
+            .and_then(|rest| rest.strip_suffix("_FILE"))
+        else {
+            continue;
+        };
+        let key_path = base.to_ascii_lowercase().replace("__", ".");
+        if !SECRET_KEYS.contains(&key_path.as_str()) {
+            if TOP_LEVEL_KEYS.contains(&key_path.split('.').next().unwrap_or_default()) {
+                problems.push(format!(
+                    "{name}: {} is not a secret; set it directly",
+                    env_name(&key_path)
+                ));
+            }
+            continue;
+        }
+        if environment
+            .iter()
+            .any(|(other, _)| *other == env_name(&key_path))
+        {
+            problems.push(format!(
+                "{name}: {} is also set; use one or the other",
+                env_name(&key_path)
+            ));
+            continue;
+        }
+        match std::fs::read_to_string(path) {
+            Ok(contents) => {
+                secrets.push((key_path, contents.trim_end_matches(['\n', '\r']).to_owned()))
+            }
+            Err(error) => problems.push(format!("{name}: cannot read {path}: {error}")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(secrets)
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+fn describe_figment_error(error: figment::Error) -> String {
+    let key_path = error.path.join(".");
+    let source = error
+        .metadata
+        .as_ref()
+        .and_then(|metadata| metadata.source.as_ref())
+        .map(|source| format!(" (from {source})"))
+        .unwrap_or_default();
+    let kind = match &error.kind {
+        figment::error::Kind::UnknownField(field, _) => {
+            let full = if key_path.is_empty() {
+                field.clone()
+            } else {
+                format!("{key_path}.{field}")
+            };
+            return format!("{}: unknown setting{source}", setting(&full));
+        }
+        other => other.to_string(),
+    };
+    if key_path.is_empty() {
+        format!("{kind}{source}")
+    } else {
+        format!("{}: {kind}{source}", setting(&key_path))
+    }
+}
+
+fn serialize_secret<S: Serializer>(
+    secret: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => serializer.serialize_str("[redacted]"),
+        None => serializer.serialize_none(),
+    }
+}
+
+fn serialize_secret_url<S: Serializer>(
+    secret: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(url) => serializer.serialize_str(&redact_url(url.expose_secret())),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// Accepts `"10.0.0.0/8, 192.168.1.1"` (environment) or `["10.0.0.0/8"]` (TOML); a bare address is a /32
+/// or /128.
+fn deserialize_cidr_list<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrString {
+        List(Vec<String>),
+        String(String),
+    }
+    let items = match ListOrString::deserialize(deserializer)? {
+        ListOrString::List(items) => items,
+        ListOrString::String(joined) => joined.split(',').map(str::to_owned).collect(),
+    };
+    items
+        .iter()
+        .map(|item| item.trim())
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("{item:?} is not an IP address or CIDR"))
+                })
+        })
+        .collect()
+}

@@ -1,0 +1,9 @@
+//! The `dashtam` binary's library half: configuration, composition root and serving, reusable by the test
+//! kit so tests start exactly what production starts.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod logging;
+
+pub use config::Config;

@@ -1,0 +1,117 @@
+//! `dashtam`: one binary that serves, migrates and administers.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use dashtam_server::cli::{Cli, Command, ConfigCommand, MigrateCommand};
+use dashtam_server::{Config, app, logging};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Configuration problems are reported before logging exists, as one plain message.
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("dashtam: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("dashtam: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("dashtam: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
+    match command.unwrap_or(Command::Serve { no_migrate: false }) {
+        Command::Serve { no_migrate } => serve(config, no_migrate).await,
+        Command::Migrate(migrate) => {
+            logging::init(&config)?;
+            let database = app::open_database(&config).await?;
+            match migrate {
+                MigrateCommand::Up => {
+                    let applied = database.migrate_up().await?;
+                    println!(
+                        "applied {} migration(s){}",
+                        applied.len(),
+                        list_versions(&applied)
+                    );
+                }
+                MigrateCommand::Down { steps } => {
+                    let reverted = database.migrate_down(steps).await?;
+                    println!(
+                        "reverted {} migration(s){}",
+                        reverted.len(),
+                        list_versions(&reverted)
+                    );
+                }
+                MigrateCommand::Status => {
+                    for line in database.migration_status().await? {
+                        println!(
+                            "{:<16} {:<9} {}",
+                            line.version,
+                            line.state.as_str(),
+                            line.description
+                        );
+                    }
+                }
+            }
+            database.store().close().await;
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Check) => {
+            println!("# configuration is valid\n{}", config.to_redacted_toml());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config, no_migrate: bool) -> anyhow::Result<()> {
+    logging::init(&config)?;
+    let database = app::open_database(&config).await?;
+    if !no_migrate {
+        let applied = database
+            .migrate_up()
+            .await
+            .context("migrating the database")?;
+        if !applied.is_empty() {
+            tracing::info!(count = applied.len(), "applied migrations");
+        }
+    }
+    let state = app::app_state(&config, &database)?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("DASHTAM_BIND: cannot listen on {}", config.bind))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(
+        backend = state.store.backend().as_str(),
+        shared_state = state.shared_state.kind(),
+        "dashtam {} listening on http://{address}",
+        env!("CARGO_PKG_VERSION")
+    );
+    app::serve(&config, listener, state, app::shutdown_signal()).await
+}
+
+fn list_versions(versions: &[i64]) -> String {
+    if versions.is_empty() {
+        String::new()
+    } else {
+        let joined: Vec<String> = versions.iter().map(i64::to_string).collect();
+        format!(": {}", joined.join(", "))
+    }
+}

@@ -1,0 +1,2 @@
+DROP TABLE security_config;
+DROP TABLE users;

@@ -1,0 +1,71 @@
+//! Row shapes shared by both backends, and their conversion into domain values. A value that fails to
+//! convert means the stored data was changed behind the application's back, so it is reported as corrupt.
+
+use dashtam_domain::ports::StoreError;
+use dashtam_domain::{Email, SecurityConfig, User, UserId, UserName};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct UserRow {
+    id: Uuid,
+    email: String,
+    name: String,
+    password_hash: String,
+    role: String,
+    email_verified_at: Option<OffsetDateTime>,
+    disabled_at: Option<OffsetDateTime>,
+    token_version: i64,
+    failed_login_count: i32,
+    locked_until: Option<OffsetDateTime>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+    last_login_at: Option<OffsetDateTime>,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+
+    fn try_from(row: UserRow) -> Result<Self, Self::Error> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("user {}: {what}", row.id));
+        Ok(User {
+            id: UserId::from_uuid(row.id),
+            email: Email::parse(&row.email).map_err(|_| corrupt("email"))?,
+            name: UserName::parse(&row.name).map_err(|_| corrupt("name"))?,
+            role: row.role.parse().map_err(|_| corrupt("role"))?,
+            password_hash: row.password_hash,
+            email_verified_at: row.email_verified_at,
+            disabled_at: row.disabled_at,
+            token_version: row.token_version,
+            failed_login_count: row.failed_login_count,
+            locked_until: row.locked_until,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            last_login_at: row.last_login_at,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct SecurityConfigRow {
+    global_min_token_version: i64,
+    last_rotation_at: Option<OffsetDateTime>,
+    last_rotation_reason: Option<String>,
+    last_rotated_by: Option<Uuid>,
+}
+
+impl From<SecurityConfigRow> for SecurityConfig {
+    fn from(row: SecurityConfigRow) -> Self {
+        SecurityConfig {
+            global_min_token_version: row.global_min_token_version,
+            last_rotation_at: row.last_rotation_at,
+            last_rotation_reason: row.last_rotation_reason,
+            last_rotated_by: row.last_rotated_by.map(UserId::from_uuid),
+        }
+    }
+}
+
+/// Converts an optional row, keeping "not found" apart from "corrupt".
+pub(crate) fn user_from_row(row: Option<UserRow>) -> Result<Option<User>, StoreError> {
+    row.map(User::try_from).transpose()
+}
