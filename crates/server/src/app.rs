@@ -4,8 +4,10 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use axum::Router;
 use dashtam_adapters::{MemorySharedState, RedisSharedState};
 use dashtam_api::metrics::Metrics;
 use dashtam_api::{AppState, HttpSettings};
@@ -55,16 +57,14 @@ pub fn app_state(config: &Config, database: &Database) -> anyhow::Result<AppStat
     })
 }
 
-/// Serves `state` on `listener` until `shutdown` completes, then stops accepting connections and lets
-/// in-flight requests finish for at most the configured shutdown timeout. Closes the database pool last.
+/// Serves `router` on `listener` until `shutdown` completes, then stops accepting connections and lets
+/// in-flight requests finish for at most `drain_timeout`. The caller closes the database afterwards.
 pub async fn serve(
-    config: &Config,
     listener: TcpListener,
-    state: AppState,
+    router: Router,
+    drain_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = state.store.clone();
-    let router = dashtam_api::router(state);
     let signalled = Arc::new(Notify::new());
     let graceful = axum::serve(
         listener,
@@ -80,17 +80,15 @@ pub async fn serve(
     });
     let drain_deadline = async {
         signalled.notified().await;
-        tokio::time::sleep(config.server.shutdown_timeout).await;
+        tokio::time::sleep(drain_timeout).await;
     };
     tokio::select! {
         served = graceful => served.context("server failed")?,
         () = drain_deadline => tracing::warn!(
-            timeout = ?config.server.shutdown_timeout,
+            timeout = ?drain_timeout,
             "requests still running at the shutdown deadline were abandoned"
         ),
     }
-    store.close().await;
-    tracing::info!("stopped");
     Ok(())
 }
 

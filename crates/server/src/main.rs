@@ -104,7 +104,17 @@ async fn serve(config: Config, no_migrate: bool) -> anyhow::Result<()> {
         "dashtam {} listening on http://{address}",
         env!("CARGO_PKG_VERSION")
     );
-    app::serve(&config, listener, state, app::shutdown_signal()).await
+    let store = state.store.clone();
+    let served = app::serve(
+        listener,
+        dashtam_api::router(state),
+        config.server.shutdown_timeout,
+        app::shutdown_signal(),
+    )
+    .await;
+    store.close().await;
+    tracing::info!("stopped");
+    served
 }
 
 fn list_versions(versions: &[i64]) -> String {

@@ -111,8 +111,8 @@ macro_rules! impl_store_ports {
                     .bind(user.name.as_str())
                     .bind(&user.password_hash)
                     .bind(user.role.as_str())
-                    .bind(user.email_verified_at)
-                    .bind(user.created_at)
+                    .bind(user.email_verified_at.map($crate::rows::utc))
+                    .bind($crate::rows::utc(user.created_at))
                     .fetch_one(&mut *self.tx)
                     .await
                     .map_err($crate::errors::store_error)?;
@@ -131,7 +131,7 @@ macro_rules! impl_store_ports {
                 ))
                     .bind(id.as_uuid())
                     .bind(name.as_str())
-                    .bind(now)
+                    .bind($crate::rows::utc(now))
                     .fetch_optional(&mut *self.tx)
                     .await
                     .map_err($crate::errors::store_error)?;
@@ -150,7 +150,7 @@ macro_rules! impl_store_ports {
                 ))
                     .bind(id.as_uuid())
                     .bind(role.as_str())
-                    .bind(now)
+                    .bind($crate::rows::utc(now))
                     .fetch_optional(&mut *self.tx)
                     .await
                     .map_err($crate::errors::store_error)?;

@@ -65,6 +65,12 @@ impl From<SecurityConfigRow> for SecurityConfig {
     }
 }
 
+/// Every instant is written in UTC. PostgreSQL would normalise anyway, but SQLite keeps the text as given,
+/// and its ordering and equality are only right when all values share one offset.
+pub(crate) fn utc(instant: OffsetDateTime) -> OffsetDateTime {
+    instant.to_offset(time::UtcOffset::UTC)
+}
+
 /// Converts an optional row, keeping "not found" apart from "corrupt".
 pub(crate) fn user_from_row(row: Option<UserRow>) -> Result<Option<User>, StoreError> {
     row.map(User::try_from).transpose()

@@ -1,1 +1,274 @@
+//! Test-only helpers. Everything here uses real parts: a real SQLite file, and — when
+//! `DASHTAM_TEST_DATABASE_URL` / `DASHTAM_TEST_REDIS_URL` are set, as CI sets them — a real PostgreSQL and
+//! Redis. When a variable is set but its service cannot be reached, helpers panic: a test run must never
+//! quietly fall back to fewer backends than it was asked for.
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use axum::Router;
+use dashtam_api::AppState;
+use dashtam_server::Config;
+use dashtam_server::app;
+use dashtam_store::Database;
+use sqlx::Connection;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// PostgreSQL for the suites: a database the tests may create schemas in.
+pub const DATABASE_URL_VAR: &str = "DASHTAM_TEST_DATABASE_URL";
+/// Redis for the suites.
+pub const REDIS_URL_VAR: &str = "DASHTAM_TEST_REDIS_URL";
+
+/// The PostgreSQL URL tests were given, if any.
+pub fn postgres_url() -> Option<String> {
+    std::env::var(DATABASE_URL_VAR)
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// The Redis URL tests were given, if any.
+pub fn redis_url() -> Option<String> {
+    std::env::var(REDIS_URL_VAR)
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// Which database a [`TestDatabase`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in a temporary directory.
+    Sqlite,
+    /// A fresh schema in the PostgreSQL database named by `DASHTAM_TEST_DATABASE_URL`.
+    Postgres,
+}
+
+/// An empty, isolated database, removed when dropped.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// Its URL, ready for `DASHTAM_DATABASE_URL`.
+    pub url: String,
+    /// Its kind.
+    pub backend: Backend,
+    postgres_schema: Option<(String, String)>,
+    _directory: Option<TempDir>,
+}
+
+impl TestDatabase {
+    /// A new SQLite file.
+    pub fn sqlite() -> Self {
+        let directory = tempfile::tempdir().expect("create a temporary directory");
+        let url = format!("sqlite://{}", directory.path().join("dashtam.db").display());
+        Self {
+            url,
+            backend: Backend::Sqlite,
+            postgres_schema: None,
+            _directory: Some(directory),
+        }
+    }
+
+    /// A new schema in the test PostgreSQL database, or `None` when none is configured. Each test gets its
+    /// own schema (selected through the connection's `search_path`), so tests run in parallel unaware of
+    /// each other, and migrations run per schema exactly as on a fresh database.
+    pub async fn postgres() -> Option<Self> {
+        let base_url = postgres_url()?;
+        let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+        let mut connection = sqlx::PgConnection::connect(&base_url)
+            .await
+            .unwrap_or_else(|error| {
+                panic!("{DATABASE_URL_VAR} is set but PostgreSQL is unreachable: {error}")
+            });
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut connection)
+            .await
+            .expect("create a test schema");
+        let _ = connection.close().await;
+        let mut url = url::Url::parse(&base_url).expect("DASHTAM_TEST_DATABASE_URL is a URL");
+        url.query_pairs_mut()
+            .append_pair("options", &format!("-c search_path={schema}"));
+        Some(Self {
+            url: url.to_string(),
+            backend: Backend::Postgres,
+            postgres_schema: Some((base_url, schema)),
+            _directory: None,
+        })
+    }
+
+    /// Every configured backend: SQLite always, PostgreSQL when configured.
+    pub async fn every_backend() -> Vec<Self> {
+        let mut databases = vec![Self::sqlite()];
+        databases.extend(Self::postgres().await);
+        databases
+    }
+
+    /// PostgreSQL when configured, else SQLite: what the HTTP suites run on.
+    pub async fn preferred() -> Self {
+        match Self::postgres().await {
+            Some(database) => database,
+            None => Self::sqlite(),
+        }
+    }
+
+    /// Opens it and applies every migration.
+    pub async fn open(&self) -> Database {
+        let database = Database::connect(&self.url, &dashtam_store::PoolOptions::default())
+            .await
+            .unwrap_or_else(|error| panic!("open {:?} test database: {error}", self.backend));
+        database
+            .migrate_up()
+            .await
+            .expect("migrate the test database");
+        database
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((base_url, schema)) = self.postgres_schema.take() else {
+            return;
+        };
+        // Best effort, on a detached thread: waiting here would block the test's (single-threaded) runtime,
+        // which may still have to finish returning a connection that holds a lock the drop needs. Whatever
+        // is left over disappears with the per-run database CI creates.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut connection = sqlx::PgConnection::connect(&base_url).await.ok()?;
+                sqlx::query("SET lock_timeout = '5s'")
+                    .execute(&mut connection)
+                    .await
+                    .ok()?;
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .execute(&mut connection)
+                    .await
+                    .ok()?;
+                connection.close().await.ok()
+            })
+        });
+    }
+}
+
+/// A configuration for tests: a temporary data directory, the given database, any port on 127.0.0.1, and
+/// Redis when the suites were given one.
+pub fn test_config(data_dir: &Path, database: &TestDatabase) -> Config {
+    let mut config = Config {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: data_dir.to_path_buf(),
+        database_url: Some(database.url.clone().into()),
+        redis_url: redis_url().map(Into::into),
+        ..Config::default()
+    };
+    config.server.shutdown_timeout = Duration::from_secs(5);
+    config
+}
+
+/// The real server, serving on 127.0.0.1 at an OS-chosen port, stopped when dropped.
+#[derive(Debug)]
+pub struct TestApp {
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// A client for it.
+    pub client: reqwest::Client,
+    /// The state its handlers share (for reaching the store directly in assertions).
+    pub state: AppState,
+    /// The database it runs on.
+    pub database: Database,
+    /// Its configuration.
+    pub config: Config,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    _test_database: TestDatabase,
+    _data_dir: TempDir,
+}
+
+impl TestApp {
+    /// The production application on the preferred backend.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(TestDatabase::preferred().await, |_| {}, dashtam_api::router).await
+    }
+
+    /// The production application on `database`, after `configure` adjusted its configuration.
+    pub async fn spawn_configured(
+        database: TestDatabase,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
+        Self::spawn_with(database, configure, dashtam_api::router).await
+    }
+
+    /// Serves the router `build` makes from the application state, for tests that put extra routes behind
+    /// the production middleware.
+    pub async fn spawn_with(
+        database: TestDatabase,
+        configure: impl FnOnce(&mut Config),
+        build: impl FnOnce(AppState) -> Router,
+    ) -> Self {
+        let data_dir = tempfile::tempdir().expect("create a temporary data directory");
+        let mut config = test_config(data_dir.path(), &database);
+        configure(&mut config);
+        config.validate().expect("test configuration is valid");
+        let opened = database.open().await;
+        let state = app::app_state(&config, &opened).expect("build application state");
+        let listener = tokio::net::TcpListener::bind(config.bind)
+            .await
+            .expect("bind 127.0.0.1:0");
+        let address = listener.local_addr().expect("read the bound address");
+        let (shutdown, shutdown_received) = oneshot::channel::<()>();
+        let server = tokio::spawn(app::serve(
+            listener,
+            build(state.clone()),
+            config.server.shutdown_timeout,
+            async move {
+                let _ = shutdown_received.await;
+            },
+        ));
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("build an HTTP client");
+        Self {
+            address,
+            client,
+            state,
+            database: opened,
+            config,
+            shutdown: Some(shutdown),
+            server: Some(server),
+            _test_database: database,
+            _data_dir: data_dir,
+        }
+    }
+
+    /// The absolute URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Starts a graceful shutdown and returns a future that completes when the server has stopped.
+    pub fn begin_shutdown(&mut self) -> impl Future<Output = anyhow::Result<()>> + use<> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let server = self.server.take();
+        async move {
+            match server {
+                Some(server) => server.await.map_err(anyhow::Error::from)?,
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! The store contract: the single source of truth for persistence behaviour. Every test runs unchanged
+//! against SQLite and, when `DASHTAM_TEST_DATABASE_URL` is set, PostgreSQL. A new repository method gets
+//! its test here first.
+
+use std::sync::Arc;
+
+use dashtam_domain::ports::{Store, StoreBackend, StoreError};
+use dashtam_domain::{Clock, Email, NewUser, Role, SystemClock, UserId, UserName};
+use dashtam_store::MigrationState;
+use dashtam_testkit::{Backend, TestDatabase};
+use time::macros::datetime;
+
+/// Runs `check` on a freshly migrated store of every configured backend.
+async fn on_every_backend<F, Fut>(check: F)
+where
+    F: Fn(Arc<dyn Store>, Backend) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for database in TestDatabase::every_backend().await {
+        let opened = database.open().await;
+        check(opened.store(), database.backend).await;
+        opened.store().close().await;
+    }
+}
+
+fn new_user(email: &str) -> NewUser {
+    NewUser {
+        id: UserId::generate(),
+        email: Email::parse(email).expect("valid email"),
+        name: UserName::parse("Ada Lovelace").expect("valid name"),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+        role: Role::User,
+        email_verified_at: None,
+        // Microsecond precision is what both databases keep; the value must come back identical.
+        created_at: datetime!(2025-10-03 10:00:00.123456 UTC),
+    }
+}
+
+async fn insert(
+    store: &Arc<dyn Store>,
+    user: &NewUser,
+) -> Result<dashtam_domain::User, StoreError> {
+    let mut tx = store.begin().await?;
+    let created = tx.insert_user(user).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+#[tokio::test]
+async fn reports_its_backend_and_answers_pings() {
+    on_every_backend(|store, backend| async move {
+        let expected = match backend {
+            Backend::Sqlite => StoreBackend::Sqlite,
+            Backend::Postgres => StoreBackend::Postgres,
+        };
+        assert_eq!(store.backend(), expected);
+        store.ping().await.expect("ping");
+        let stats = store.pool_stats();
+        assert!(
+            stats.max >= stats.open && stats.open >= stats.idle,
+            "{stats:?}"
+        );
+        assert!(
+            stats.open >= 1,
+            "a connection was opened to migrate: {stats:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn inserted_users_read_back_identically_by_id_and_email() {
+    on_every_backend(|store, _| async move {
+        let mut user = new_user("Ada@Example.com");
+        user.email_verified_at = Some(datetime!(2025-10-03 11:00:00.5 UTC));
+        let created = insert(&store, &user).await.expect("insert");
+        assert_eq!(created.id, user.id);
+        assert_eq!(created.email.as_str(), "ada@example.com");
+        assert_eq!(created.name, user.name);
+        assert_eq!(created.password_hash, user.password_hash);
+        assert_eq!(created.role, Role::User);
+        assert_eq!(created.email_verified_at, user.email_verified_at);
+        assert_eq!(
+            (created.created_at, created.updated_at),
+            (user.created_at, user.created_at)
+        );
+        assert_eq!(created.token_version, 1);
+        assert_eq!(created.failed_login_count, 0);
+        assert_eq!(
+            (
+                created.disabled_at,
+                created.locked_until,
+                created.last_login_at
+            ),
+            (None, None, None)
+        );
+
+        let by_id = store.user_by_id(user.id).await.expect("read by id");
+        assert_eq!(by_id.as_ref(), Some(&created));
+        let by_email = store
+            .user_by_email(&Email::parse(" ADA@example.COM").expect("valid"))
+            .await
+            .expect("read");
+        assert_eq!(by_email.as_ref(), Some(&created));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn timestamps_come_back_in_utc() {
+    on_every_backend(|store, _| async move {
+        let mut user = new_user("tz@example.com");
+        user.created_at = datetime!(2025-10-03 12:00:00 +02:00);
+        let created = insert(&store, &user).await.expect("insert");
+        assert_eq!(created.created_at, datetime!(2025-10-03 10:00:00 UTC));
+        assert!(created.created_at.offset().is_utc());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn missing_users_are_none() {
+    on_every_backend(|store, _| async move {
+        assert!(
+            store
+                .user_by_id(UserId::generate())
+                .await
+                .expect("query")
+                .is_none()
+        );
+        let nobody = Email::parse("nobody@example.com").expect("valid");
+        assert!(store.user_by_email(&nobody).await.expect("query").is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_taken_email_is_a_conflict_and_changes_nothing() {
+    on_every_backend(|store, _| async move {
+        let first = insert(&store, &new_user("twin@example.com"))
+            .await
+            .expect("first insert");
+        let mut second = new_user("TWIN@example.com");
+        second.name = UserName::parse("Impostor").expect("valid");
+        let error = insert(&store, &second).await.expect_err("duplicate email");
+        assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
+        assert!(store.user_by_id(second.id).await.expect("query").is_none());
+        let email = Email::parse("twin@example.com").expect("valid");
+        assert_eq!(
+            store.user_by_email(&email).await.expect("query"),
+            Some(first)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_uncommitted_transaction_leaves_no_trace() {
+    on_every_backend(|store, _| async move {
+        let user = new_user("ghost@example.com");
+        {
+            let mut tx = store.begin().await.expect("begin");
+            tx.insert_user(&user).await.expect("insert");
+            // Dropped without commit.
+        }
+        assert!(store.user_by_id(user.id).await.expect("query").is_none());
+        // The connection went back to the pool in a usable state.
+        insert(&store, &user).await.expect("insert after rollback");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn update_user_name_changes_name_and_updated_at_only() {
+    on_every_backend(|store, _| async move {
+        let created = insert(&store, &new_user("rename@example.com"))
+            .await
+            .expect("insert");
+        let later = datetime!(2025-10-04 08:30:00 UTC);
+        let name = UserName::parse("Countess of Lovelace").expect("valid");
+        let mut tx = store.begin().await.expect("begin");
+        let updated = tx
+            .update_user_name(created.id, &name, later)
+            .await
+            .expect("update")
+            .expect("exists");
+        tx.commit().await.expect("commit");
+        assert_eq!(updated.name, name);
+        assert_eq!(updated.updated_at, later);
+        assert_eq!(updated.created_at, created.created_at);
+        assert_eq!(
+            store.user_by_id(created.id).await.expect("read"),
+            Some(updated)
+        );
+
+        let mut tx = store.begin().await.expect("begin");
+        assert!(
+            tx.update_user_name(UserId::generate(), &name, later)
+                .await
+                .expect("update")
+                .is_none()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn set_user_role_promotes_and_demotes() {
+    on_every_backend(|store, _| async move {
+        let created = insert(&store, &new_user("admin@example.com"))
+            .await
+            .expect("insert");
+        let now = SystemClock.now();
+        for role in [Role::Admin, Role::User] {
+            let mut tx = store.begin().await.expect("begin");
+            let updated = tx
+                .set_user_role(created.id, role, now)
+                .await
+                .expect("update")
+                .expect("exists");
+            tx.commit().await.expect("commit");
+            assert_eq!(updated.role, role);
+            assert_eq!(
+                store
+                    .user_by_id(created.id)
+                    .await
+                    .expect("read")
+                    .map(|user| user.role),
+                Some(role)
+            );
+        }
+        let mut tx = store.begin().await.expect("begin");
+        assert!(
+            tx.set_user_role(UserId::generate(), Role::Admin, now)
+                .await
+                .expect("update")
+                .is_none()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn security_config_starts_at_version_one_with_no_rotation() {
+    on_every_backend(|store, _| async move {
+        let config = store.security_config().await.expect("read");
+        assert_eq!(config.global_min_token_version, 1);
+        assert_eq!(
+            (
+                config.last_rotation_at,
+                config.last_rotation_reason,
+                config.last_rotated_by
+            ),
+            (None, None, None)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_writers_all_commit() {
+    on_every_backend(|store, _| async move {
+        let writers = (0..16).map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                insert(&store, &new_user(&format!("writer{n}@example.com"))).await
+            })
+        });
+        for writer in futures::future::join_all(writers).await {
+            writer.expect("task").expect("insert");
+        }
+        for n in 0..16 {
+            let email = Email::parse(&format!("writer{n}@example.com")).expect("valid");
+            assert!(store.user_by_email(&email).await.expect("read").is_some());
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_closed_store_is_unavailable() {
+    on_every_backend(|store, _| async move {
+        store.close().await;
+        assert!(matches!(
+            store.ping().await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            store.user_by_id(UserId::generate()).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            store.begin().await.map(drop),
+            Err(StoreError::Unavailable(_))
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn migrations_round_trip_down_and_up() {
+    for database in TestDatabase::every_backend().await {
+        let opened = database.open().await;
+        let status = opened.migration_status().await.expect("status");
+        assert!(!status.is_empty());
+        assert!(
+            status
+                .iter()
+                .all(|line| line.state == MigrationState::Applied),
+            "{status:?}"
+        );
+
+        let newest = status.last().map(|line| line.version).expect("a migration");
+        assert_eq!(opened.migrate_down(1).await.expect("down"), vec![newest]);
+        let after_down = opened.migration_status().await.expect("status");
+        assert_eq!(
+            after_down.last().map(|line| line.state),
+            Some(MigrationState::Pending)
+        );
+        assert!(opened.migrate_down(0).await.expect("down zero").is_empty());
+
+        // Everything down, then everything up again: a clean schema that works.
+        let all = status.len();
+        opened.migrate_up().await.expect("up");
+        assert_eq!(
+            opened.migrate_down(all + 5).await.expect("down all").len(),
+            all
+        );
+        assert!(
+            opened
+                .migrate_down(1)
+                .await
+                .expect("nothing left")
+                .is_empty()
+        );
+        assert_eq!(opened.migrate_up().await.expect("up").len(), all);
+        let store = opened.store();
+        insert(&store, &new_user("after@example.com"))
+            .await
+            .expect("schema usable after round trip");
+        assert!(
+            opened.migrate_up().await.expect("up again").is_empty(),
+            "up is idempotent"
+        );
+        store.close().await;
+    }
+}
