@@ -561,7 +561,11 @@ impl Config {
             if self.public_url().scheme() != "https" {
                 refuse("public_url", "must be an https:// URL in production".into());
             }
-            if self.app_url().scheme() != "https" {
+            if self
+                .app_url
+                .as_ref()
+                .is_some_and(|url| url.scheme() != "https")
+            {
                 refuse("app_url", "must be an https:// URL in production".into());
             }
         }
@@ -677,14 +681,11 @@ fn url_scheme(url: &str) -> Option<&str> {
 /// A URL with its password (if any) replaced, so `config check` stays useful without leaking it.
 pub fn redact_url(url: &str) -> String {
     match Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            if parsed.set_password(Some("[redacted]")).is_ok() {
-                parsed.to_string()
-            } else {
-                "[redacted]".to_owned()
-            }
-        }
-        Ok(_) => url.to_owned(),
+        Ok(parsed) => match parsed.password() {
+            // `Url` would percent-encode a replacement, so the password is cut out of the original text.
+            Some(password) => url.replacen(&format!(":{password}@"), ":[redacted]@", 1),
+            None => url.to_owned(),
+        },
         Err(_) => "[redacted]".to_owned(),
     }
 }
@@ -813,8 +814,13 @@ fn describe_figment_error(error: figment::Error) -> String {
         .unwrap_or_default();
     let kind = match &error.kind {
         figment::error::Kind::UnknownField(field, _) => {
-            let full = if key_path.is_empty() {
-                field.clone()
+            // figment's path usually ends with the unknown field already.
+            let full = if error.path.last() == Some(field) || key_path.is_empty() {
+                if key_path.is_empty() {
+                    field.clone()
+                } else {
+                    key_path.clone()
+                }
             } else {
                 format!("{key_path}.{field}")
             };

@@ -1,6 +1,8 @@
 //! Log output: human-readable in development, one JSON object per line in production. Handlers never log
 //! headers or bodies, so `Authorization`, cookies and tokens cannot reach the log.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
@@ -15,7 +17,9 @@ pub fn init(config: &Config) -> anyhow::Result<()> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_span_events(FmtSpan::NONE);
+        .with_span_events(FmtSpan::NONE)
+        // Colour codes help a person at a terminal; in files and log collectors they are noise.
+        .with_ansi(std::io::stderr().is_terminal());
     let installed = if config.json_logs() {
         builder
             .json()

@@ -123,7 +123,10 @@ where
     Ok(lines)
 }
 
-/// Applied versions with their checksums, oldest first.
+/// Applied versions with their checksums, oldest first. Creating the bookkeeping table is not safe to race
+/// on PostgreSQL (two `CREATE TABLE IF NOT EXISTS` collide in the catalog), so it happens under the same
+/// advisory lock the migrator takes. Another instance may apply migrations between this read and the
+/// migrator's run; that only makes the "applied" report of `up` claim them too, never a double apply.
 async fn applied_versions<DB>(
     pool: &Pool<DB>,
 ) -> Result<BTreeMap<SchemaVersion, Vec<u8>>, MigrationError>
@@ -133,9 +136,14 @@ where
 {
     let mut connection = pool.acquire().await.map_err(MigrateError::from)?;
     let connection: &mut DB::Connection = connection.deref_mut();
-    connection.ensure_migrations_table().await?;
-    let applied = connection.list_applied_migrations().await?;
-    Ok(applied
+    connection.lock().await?;
+    let listed = async {
+        connection.ensure_migrations_table().await?;
+        connection.list_applied_migrations().await
+    }
+    .await;
+    connection.unlock().await?;
+    Ok(listed?
         .into_iter()
         .map(|migration| (migration.version, migration.checksum.into_owned()))
         .collect())

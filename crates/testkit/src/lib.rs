@@ -97,6 +97,16 @@ impl TestDatabase {
         })
     }
 
+    /// A database the test created itself and is responsible for removing.
+    pub fn unmanaged(url: String, backend: Backend) -> Self {
+        Self {
+            url,
+            backend,
+            postgres_schema: None,
+            _directory: None,
+        }
+    }
+
     /// Every configured backend: SQLite always, PostgreSQL when configured.
     pub async fn every_backend() -> Vec<Self> {
         let mut databases = vec![Self::sqlite()];
