@@ -42,9 +42,13 @@ impl FieldError {
     }
 }
 
-/// An error response in the making.
+/// An error response in the making. Boxed so that `Result<T, Problem>` stays a pointer wide on the happy
+/// path.
 #[derive(Debug, Clone)]
-pub struct Problem {
+pub struct Problem(Box<ProblemParts>);
+
+#[derive(Debug, Clone)]
+struct ProblemParts {
     status: StatusCode,
     code: Cow<'static, str>,
     title: Cow<'static, str>,
@@ -94,7 +98,7 @@ impl Problem {
         code: impl Into<Cow<'static, str>>,
         title: impl Into<Cow<'static, str>>,
     ) -> Self {
-        Self {
+        Self(Box::new(ProblemParts {
             status,
             code: code.into(),
             title: title.into(),
@@ -102,18 +106,18 @@ impl Problem {
             errors: Vec::new(),
             extensions: serde_json::Map::new(),
             headers: Vec::new(),
-        }
+        }))
     }
 
     /// Adds what went wrong in this occurrence.
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
+        self.0.detail = Some(detail.into());
         self
     }
 
     /// Adds per-field errors.
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
-        self.errors = errors;
+        self.0.errors = errors;
         self
     }
 
@@ -131,30 +135,30 @@ impl Problem {
             "errors",
         ];
         if !STANDARD.contains(&name) {
-            self.extensions.insert(name.to_owned(), value);
+            self.0.extensions.insert(name.to_owned(), value);
         }
         self
     }
 
     /// Adds a response header (`Retry-After`, `WWW-Authenticate`, `Allow`).
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.push((name, value));
+        self.0.headers.push((name, value));
         self
     }
 
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     /// The stable code.
     pub fn code(&self) -> &str {
-        &self.code
+        &self.0.code
     }
 
     /// The per-field errors.
     pub fn errors(&self) -> &[FieldError] {
-        &self.errors
+        &self.0.errors
     }
 
     /// `404 not_found`: the resource does not exist or is not the caller's.
@@ -247,22 +251,22 @@ impl Problem {
     /// Renders the body for a request.
     pub(crate) fn document(&self, instance: &str, request_id: &str) -> ProblemDocument {
         ProblemDocument {
-            problem_type: format!("/problems/{}", self.code),
-            title: self.title.to_string(),
-            status: self.status.as_u16(),
-            detail: self.detail.clone(),
+            problem_type: format!("/problems/{}", self.0.code),
+            title: self.0.title.to_string(),
+            status: self.0.status.as_u16(),
+            detail: self.0.detail.clone(),
             instance: instance.to_owned(),
-            code: self.code.to_string(),
+            code: self.0.code.to_string(),
             request_id: request_id.to_owned(),
-            errors: self.errors.clone(),
-            extensions: self.extensions.clone(),
+            errors: self.0.errors.clone(),
+            extensions: self.0.extensions.clone(),
         }
     }
 
     /// Writes the rendered body and status into `response`, keeping its headers. The status is the
     /// problem's: a layer's bare `408` becomes this API's `503 request_timeout`, for instance.
     pub(crate) fn render_into(&self, response: &mut Response, instance: &str, request_id: &str) {
-        *response.status_mut() = self.status;
+        *response.status_mut() = self.0.status;
         let document = self.document(instance, request_id);
         // Serialising plain strings and integers cannot fail; the fallback only guards the invariant.
         let body = serde_json::to_vec(&document)
@@ -277,8 +281,8 @@ impl Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let mut response = self.status.into_response();
-        for (name, value) in &self.headers {
+        let mut response = self.0.status.into_response();
+        for (name, value) in &self.0.headers {
             response.headers_mut().append(name.clone(), value.clone());
         }
         response.extensions_mut().insert(self);
@@ -288,7 +292,7 @@ impl IntoResponse for Problem {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.status.as_u16(), self.code)
+        write!(f, "{} {}", self.0.status.as_u16(), self.0.code)
     }
 }
 

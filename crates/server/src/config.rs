@@ -883,3 +883,161 @@ fn deserialize_cidr_list<'de, D: Deserializer<'de>>(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(environment: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::load_from(None, environment.iter().map(|(name, value)| (name.to_string(), value.to_string())))
+    }
+
+    fn problems(environment: &[(&str, &str)]) -> Vec<String> {
+        load(environment).expect_err("configuration must be refused").problems().to_vec()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_development_shape() {
+        let config = load(&[]).expect("defaults are valid");
+        assert_eq!(config.env, Environment::Development);
+        assert_eq!(config.bind, SocketAddr::from(([127, 0, 0, 1], 8000)));
+        assert_eq!(config.database_url().expose_secret(), "sqlite://./data/dashtam.db");
+        assert_eq!(config.public_url().as_str(), "http://127.0.0.1:8000/");
+        assert_eq!(config.app_url(), config.public_url());
+        assert_eq!(config.mail.transport, MailTransport::File);
+        assert_eq!(config.mail_dir(), PathBuf::from("./data/mail"));
+        assert!(config.sandbox_enabled());
+        assert!(config.rate_limit.enabled);
+        assert!(config.redis_url.is_none());
+        assert!(!config.json_logs());
+        assert_eq!(
+            (config.http.connect_timeout, config.http.read_timeout, config.http.total_timeout),
+            (Duration::from_secs(10), Duration::from_secs(30), Duration::from_secs(30))
+        );
+    }
+
+    #[test]
+    fn environment_variables_nest_with_double_underscores() {
+        let config = load(&[
+            ("DASHTAM_BIND", "0.0.0.0:9000"),
+            ("DASHTAM_DATA_DIR", "/var/lib/dashtam"),
+            ("DASHTAM_MAIL__TRANSPORT", "smtp"),
+            ("DASHTAM_MAIL__SMTP_URL", "smtps://user:pw@mail.example.com:465"),
+            ("DASHTAM_RATE_LIMIT__ENABLED", "false"),
+            ("DASHTAM_HTTP__CONNECT_TIMEOUT", "2s"),
+            ("DASHTAM_DATABASE__MAX_CONNECTIONS", "32"),
+            ("DASHTAM_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7,::1"),
+        ])
+        .expect("valid");
+        assert_eq!(config.bind, "0.0.0.0:9000".parse().expect("address"));
+        assert_eq!(config.database_url().expose_secret(), "sqlite:///var/lib/dashtam/dashtam.db");
+        assert_eq!(config.mail.transport, MailTransport::Smtp);
+        assert!(!config.rate_limit.enabled);
+        assert_eq!(config.http.connect_timeout, Duration::from_secs(2));
+        assert_eq!(config.database.max_connections, 32);
+        let proxies: Vec<String> = config.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "192.168.1.7/32", "::1/128"]);
+    }
+
+    #[test]
+    fn variables_that_are_not_settings_are_ignored() {
+        let config = load(&[
+            ("DASHTAM_TEST_DATABASE_URL", "postgres://elsewhere/db"),
+            ("DASHTAM_CONFIG", "/etc/dashtam.toml"),
+            ("PATH", "/usr/bin"),
+        ])
+        .expect("valid");
+        assert!(config.database_url.is_none());
+    }
+
+    #[test]
+    fn a_typo_inside_a_section_is_refused_by_name() {
+        let found = problems(&[("DASHTAM_MAIL__TRANSPRT", "smtp")]);
+        assert_eq!(found, ["DASHTAM_MAIL__TRANSPRT (mail.transprt): unknown setting"]);
+        let found = problems(&[("DASHTAM_MAIL__TRANSPORT", "pigeon")]);
+        assert!(found[0].starts_with("DASHTAM_MAIL__TRANSPORT (mail.transport): "), "{found:?}");
+        let found = problems(&[("DASHTAM_TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip")]);
+        assert!(found[0].contains("not-an-ip"), "{found:?}");
+    }
+
+    #[test]
+    fn cross_field_rules_are_checked_together() {
+        let found = problems(&[
+            ("DASHTAM_MAIL__TRANSPORT", "smtp"),
+            ("DASHTAM_HTTP__CONNECT_TIMEOUT", "40s"),
+            ("DASHTAM_SCHWAB__CLIENT_ID", "abc"),
+            ("DASHTAM_DATABASE_URL", "mysql://x/y"),
+            ("DASHTAM_PUBLIC_URL", "ftp://example.com"),
+        ]);
+        let joined = found.join("\n");
+        for setting in [
+            "DASHTAM_MAIL__SMTP_URL",
+            "DASHTAM_HTTP__CONNECT_TIMEOUT",
+            "DASHTAM_SCHWAB__CLIENT_SECRET",
+            "DASHTAM_DATABASE_URL",
+            "DASHTAM_PUBLIC_URL",
+        ] {
+            assert!(joined.contains(setting), "{setting} missing from:\n{joined}");
+        }
+        assert_eq!(found.len(), 5, "{joined}");
+    }
+
+    #[test]
+    fn production_refuses_development_conveniences_and_accepts_a_real_setup() {
+        let found = problems(&[("DASHTAM_ENV", "production")]).join("\n");
+        for setting in ["DASHTAM_MAIL__TRANSPORT", "DASHTAM_KEYS__SIGNING", "DASHTAM_PUBLIC_URL"] {
+            assert!(found.contains(setting), "{setting} missing from:\n{found}");
+        }
+        let config = load(&[
+            ("DASHTAM_ENV", "production"),
+            ("DASHTAM_PUBLIC_URL", "https://dashtam.example.com"),
+            ("DASHTAM_MAIL__TRANSPORT", "smtp"),
+            ("DASHTAM_MAIL__SMTP_URL", "smtps://mail.example.com"),
+            ("DASHTAM_KEYS__SIGNING", "k1:AAAA"),
+            ("DASHTAM_KEYS__ENCRYPTION", "e1:BBBB"),
+            ("DASHTAM_KEYS__TOKEN_HASH", "CCCC"),
+        ])
+        .expect("a production configuration");
+        assert!(!config.sandbox_enabled());
+        assert!(config.json_logs());
+    }
+
+    #[test]
+    fn secret_files_are_read_trimmed_and_exclusive() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("signing");
+        std::fs::write(&path, "k1:c2VjcmV0\r\n").expect("write");
+        let path = path.display().to_string();
+        let config = load(&[("DASHTAM_KEYS__SIGNING_FILE", &path)]).expect("valid");
+        assert_eq!(config.keys.signing.as_ref().map(|key| key.expose_secret().to_owned()).as_deref(), Some("k1:c2VjcmV0"));
+
+        let found = problems(&[("DASHTAM_KEYS__SIGNING_FILE", &path), ("DASHTAM_KEYS__SIGNING", "inline")]);
+        assert!(found[0].starts_with("DASHTAM_KEYS__SIGNING_FILE: "), "{found:?}");
+        let found = problems(&[("DASHTAM_BIND_FILE", &path)]);
+        assert!(found[0].contains("not a secret"), "{found:?}");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_or_check_output() {
+        let config = load(&[
+            ("DASHTAM_KEYS__TOKEN_HASH", "token-hash-secret"),
+            ("DASHTAM_REDIS_URL", "redis://:redis-password@cache:6379/0"),
+            ("DASHTAM_SCHWAB__CLIENT_ID", "id"),
+            ("DASHTAM_SCHWAB__CLIENT_SECRET", "schwab-secret"),
+        ])
+        .expect("valid");
+        for rendered in [format!("{config:?}"), config.to_redacted_toml()] {
+            for secret in ["token-hash-secret", "redis-password", "schwab-secret"] {
+                assert!(!rendered.contains(secret), "{secret} leaked in:\n{rendered}");
+            }
+        }
+        assert!(config.to_redacted_toml().contains("redis://:[redacted]@cache:6379/0"));
+    }
+
+    #[test]
+    fn url_redaction_keeps_everything_but_the_password() {
+        assert_eq!(redact_url("postgres://u:p%40ss@h:5432/d?sslmode=require"), "postgres://u:[redacted]@h:5432/d?sslmode=require");
+        assert_eq!(redact_url("sqlite://./data/dashtam.db"), "sqlite://./data/dashtam.db");
+        assert_eq!(redact_url("not a url with secret"), "[redacted]");
+    }
+}
