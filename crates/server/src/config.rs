@@ -889,11 +889,19 @@ mod tests {
     use super::*;
 
     fn load(environment: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::load_from(None, environment.iter().map(|(name, value)| (name.to_string(), value.to_string())))
+        Config::load_from(
+            None,
+            environment
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string())),
+        )
     }
 
     fn problems(environment: &[(&str, &str)]) -> Vec<String> {
-        load(environment).expect_err("configuration must be refused").problems().to_vec()
+        load(environment)
+            .expect_err("configuration must be refused")
+            .problems()
+            .to_vec()
     }
 
     #[test]
@@ -901,7 +909,10 @@ mod tests {
         let config = load(&[]).expect("defaults are valid");
         assert_eq!(config.env, Environment::Development);
         assert_eq!(config.bind, SocketAddr::from(([127, 0, 0, 1], 8000)));
-        assert_eq!(config.database_url().expose_secret(), "sqlite://./data/dashtam.db");
+        assert_eq!(
+            config.database_url().expose_secret(),
+            "sqlite://./data/dashtam.db"
+        );
         assert_eq!(config.public_url().as_str(), "http://127.0.0.1:8000/");
         assert_eq!(config.app_url(), config.public_url());
         assert_eq!(config.mail.transport, MailTransport::File);
@@ -911,8 +922,16 @@ mod tests {
         assert!(config.redis_url.is_none());
         assert!(!config.json_logs());
         assert_eq!(
-            (config.http.connect_timeout, config.http.read_timeout, config.http.total_timeout),
-            (Duration::from_secs(10), Duration::from_secs(30), Duration::from_secs(30))
+            (
+                config.http.connect_timeout,
+                config.http.read_timeout,
+                config.http.total_timeout
+            ),
+            (
+                Duration::from_secs(10),
+                Duration::from_secs(30),
+                Duration::from_secs(30)
+            )
         );
     }
 
@@ -922,7 +941,10 @@ mod tests {
             ("DASHTAM_BIND", "0.0.0.0:9000"),
             ("DASHTAM_DATA_DIR", "/var/lib/dashtam"),
             ("DASHTAM_MAIL__TRANSPORT", "smtp"),
-            ("DASHTAM_MAIL__SMTP_URL", "smtps://user:pw@mail.example.com:465"),
+            (
+                "DASHTAM_MAIL__SMTP_URL",
+                "smtps://user:pw@mail.example.com:465",
+            ),
             ("DASHTAM_RATE_LIMIT__ENABLED", "false"),
             ("DASHTAM_HTTP__CONNECT_TIMEOUT", "2s"),
             ("DASHTAM_DATABASE__MAX_CONNECTIONS", "32"),
@@ -930,12 +952,19 @@ mod tests {
         ])
         .expect("valid");
         assert_eq!(config.bind, "0.0.0.0:9000".parse().expect("address"));
-        assert_eq!(config.database_url().expose_secret(), "sqlite:///var/lib/dashtam/dashtam.db");
+        assert_eq!(
+            config.database_url().expose_secret(),
+            "sqlite:///var/lib/dashtam/dashtam.db"
+        );
         assert_eq!(config.mail.transport, MailTransport::Smtp);
         assert!(!config.rate_limit.enabled);
         assert_eq!(config.http.connect_timeout, Duration::from_secs(2));
         assert_eq!(config.database.max_connections, 32);
-        let proxies: Vec<String> = config.trusted_proxies.iter().map(ToString::to_string).collect();
+        let proxies: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(proxies, ["10.0.0.0/8", "192.168.1.7/32", "::1/128"]);
     }
 
@@ -953,9 +982,15 @@ mod tests {
     #[test]
     fn a_typo_inside_a_section_is_refused_by_name() {
         let found = problems(&[("DASHTAM_MAIL__TRANSPRT", "smtp")]);
-        assert_eq!(found, ["DASHTAM_MAIL__TRANSPRT (mail.transprt): unknown setting"]);
+        assert_eq!(
+            found,
+            ["DASHTAM_MAIL__TRANSPRT (mail.transprt): unknown setting"]
+        );
         let found = problems(&[("DASHTAM_MAIL__TRANSPORT", "pigeon")]);
-        assert!(found[0].starts_with("DASHTAM_MAIL__TRANSPORT (mail.transport): "), "{found:?}");
+        assert!(
+            found[0].starts_with("DASHTAM_MAIL__TRANSPORT (mail.transport): "),
+            "{found:?}"
+        );
         let found = problems(&[("DASHTAM_TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip")]);
         assert!(found[0].contains("not-an-ip"), "{found:?}");
     }
@@ -977,7 +1012,10 @@ mod tests {
             "DASHTAM_DATABASE_URL",
             "DASHTAM_PUBLIC_URL",
         ] {
-            assert!(joined.contains(setting), "{setting} missing from:\n{joined}");
+            assert!(
+                joined.contains(setting),
+                "{setting} missing from:\n{joined}"
+            );
         }
         assert_eq!(found.len(), 5, "{joined}");
     }
@@ -985,7 +1023,11 @@ mod tests {
     #[test]
     fn production_refuses_development_conveniences_and_accepts_a_real_setup() {
         let found = problems(&[("DASHTAM_ENV", "production")]).join("\n");
-        for setting in ["DASHTAM_MAIL__TRANSPORT", "DASHTAM_KEYS__SIGNING", "DASHTAM_PUBLIC_URL"] {
+        for setting in [
+            "DASHTAM_MAIL__TRANSPORT",
+            "DASHTAM_KEYS__SIGNING",
+            "DASHTAM_PUBLIC_URL",
+        ] {
             assert!(found.contains(setting), "{setting} missing from:\n{found}");
         }
         let config = load(&[
@@ -1009,10 +1051,24 @@ mod tests {
         std::fs::write(&path, "k1:c2VjcmV0\r\n").expect("write");
         let path = path.display().to_string();
         let config = load(&[("DASHTAM_KEYS__SIGNING_FILE", &path)]).expect("valid");
-        assert_eq!(config.keys.signing.as_ref().map(|key| key.expose_secret().to_owned()).as_deref(), Some("k1:c2VjcmV0"));
+        assert_eq!(
+            config
+                .keys
+                .signing
+                .as_ref()
+                .map(|key| key.expose_secret().to_owned())
+                .as_deref(),
+            Some("k1:c2VjcmV0")
+        );
 
-        let found = problems(&[("DASHTAM_KEYS__SIGNING_FILE", &path), ("DASHTAM_KEYS__SIGNING", "inline")]);
-        assert!(found[0].starts_with("DASHTAM_KEYS__SIGNING_FILE: "), "{found:?}");
+        let found = problems(&[
+            ("DASHTAM_KEYS__SIGNING_FILE", &path),
+            ("DASHTAM_KEYS__SIGNING", "inline"),
+        ]);
+        assert!(
+            found[0].starts_with("DASHTAM_KEYS__SIGNING_FILE: "),
+            "{found:?}"
+        );
         let found = problems(&[("DASHTAM_BIND_FILE", &path)]);
         assert!(found[0].contains("not a secret"), "{found:?}");
     }
@@ -1028,16 +1084,29 @@ mod tests {
         .expect("valid");
         for rendered in [format!("{config:?}"), config.to_redacted_toml()] {
             for secret in ["token-hash-secret", "redis-password", "schwab-secret"] {
-                assert!(!rendered.contains(secret), "{secret} leaked in:\n{rendered}");
+                assert!(
+                    !rendered.contains(secret),
+                    "{secret} leaked in:\n{rendered}"
+                );
             }
         }
-        assert!(config.to_redacted_toml().contains("redis://:[redacted]@cache:6379/0"));
+        assert!(
+            config
+                .to_redacted_toml()
+                .contains("redis://:[redacted]@cache:6379/0")
+        );
     }
 
     #[test]
     fn url_redaction_keeps_everything_but_the_password() {
-        assert_eq!(redact_url("postgres://u:p%40ss@h:5432/d?sslmode=require"), "postgres://u:[redacted]@h:5432/d?sslmode=require");
-        assert_eq!(redact_url("sqlite://./data/dashtam.db"), "sqlite://./data/dashtam.db");
+        assert_eq!(
+            redact_url("postgres://u:p%40ss@h:5432/d?sslmode=require"),
+            "postgres://u:[redacted]@h:5432/d?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("sqlite://./data/dashtam.db"),
+            "sqlite://./data/dashtam.db"
+        );
         assert_eq!(redact_url("not a url with secret"), "[redacted]");
     }
 }

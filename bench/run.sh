@@ -1,0 +1,405 @@
+#!/usr/bin/env bash
+# HTTP benchmark of the `dashtam` server with wrk. See bench/README.md.
+#
+#   bench/run.sh [--postgres] [--record] [--no-build]
+#
+# Builds the release binary, starts it on a free loopback port with a throw-away SQLite database (and,
+# with --postgres, again on a fresh PostgreSQL database plus Redis), loads every endpoint below at every
+# connection count, and prints a Markdown table. The table is written to bench/results/latest.md; with
+# --record it also replaces the results section of docs/benchmarks.md.
+set -euo pipefail
+
+# Endpoints under test, one per line: "name method path [lua-script]".
+# `name` labels raw output files; a script is looked up in bench/lua/ and can set headers and bodies
+# (wrk.method, wrk.headers, wrk.body). A non-GET method without a script gets a one-line script.
+ENDPOINTS=(
+    "health GET /health"
+    "ready  GET /ready"
+)
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_DIR="$(dirname "$BENCH_DIR")"
+RESULTS_DIR="$BENCH_DIR/results"
+DOC="$REPO_DIR/docs/benchmarks.md"
+readonly BENCH_DIR REPO_DIR RESULTS_DIR DOC
+readonly MARK_START='<!-- bench:results:start -->'
+readonly MARK_END='<!-- bench:results:end -->'
+
+DURATION="${BENCH_DURATION:-10}"
+WARMUP="${BENCH_WARMUP:-2}"
+CONNECTIONS="${BENCH_CONNECTIONS:-1 16 64}"
+THREADS="${BENCH_THREADS:-2}"
+STARTUP_TIMEOUT="${BENCH_STARTUP_TIMEOUT:-30}"
+POSTGRES="${BENCH_POSTGRES:-0}"
+PG_HOST="${BENCH_PG_HOST:-127.0.0.1}"
+PG_PORT="${BENCH_PG_PORT:-5432}"
+PG_USER="${BENCH_PG_USER:-postgres}"
+REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
+RECORD=0
+BUILD=1
+
+# State shared between the functions below; the cleanup trap needs the first three.
+TMP_DIR=""
+SERVER_PID=""
+PG_DB=""
+BIN=""
+BASE_URL=""
+SERVER_LOG=""
+WRK_ARGS=()
+ROWS=()
+MEMORY=()
+
+usage() {
+    cat <<'EOF'
+Usage: bench/run.sh [--postgres] [--record] [--no-build]
+
+  --postgres   also run against PostgreSQL + Redis (same as BENCH_POSTGRES=1)
+  --record     replace the results section of docs/benchmarks.md with this run
+  --no-build   use the existing release binary instead of running cargo build
+
+Environment (defaults in brackets):
+  BENCH_DURATION         seconds per measurement [10]
+  BENCH_WARMUP           seconds of discarded load per endpoint, 0 to skip [2]
+  BENCH_CONNECTIONS      connection counts, space separated ["1 16 64"]
+  BENCH_THREADS          wrk threads (capped at the connection count) [2]
+  BENCH_STARTUP_TIMEOUT  seconds to wait for /health after start [30]
+  BENCH_PG_HOST, BENCH_PG_PORT, BENCH_PG_USER   PostgreSQL [127.0.0.1, 5432, postgres]
+  BENCH_REDIS_URL        Redis for the PostgreSQL run [redis://127.0.0.1:6379]
+  CARGO_TARGET_DIR       honoured when locating target/release/dashtam
+EOF
+}
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------------------------------
+# Setup and teardown
+
+stop_server() {
+    [[ -n "$SERVER_PID" ]] || return 0
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        local waited=0
+        while kill -0 "$SERVER_PID" 2>/dev/null && ((waited < 100)); do
+            sleep 0.1
+            waited=$((waited + 1))
+        done
+        if kill -0 "$SERVER_PID" 2>/dev/null; then
+            log "server $SERVER_PID ignored SIGTERM for 10 s; killing it"
+            kill -KILL "$SERVER_PID" 2>/dev/null || true
+        fi
+    fi
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+
+drop_database() {
+    [[ -n "$PG_DB" ]] || return 0
+    dropdb --if-exists -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" "$PG_DB" \
+        || log "could not drop database $PG_DB; drop it by hand"
+    PG_DB=""
+}
+
+cleanup() {
+    stop_server
+    drop_database
+    if [[ -n "$TMP_DIR" ]]; then
+        rm -rf -- "$TMP_DIR"
+    fi
+}
+
+parse_args() {
+    while (($# > 0)); do
+        case "$1" in
+            --postgres) POSTGRES=1 ;;
+            --record) RECORD=1 ;;
+            --no-build) BUILD=0 ;;
+            -h | --help) usage; exit 0 ;;
+            *) usage >&2; die "unknown option: $1" ;;
+        esac
+        shift
+    done
+    [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || die "BENCH_DURATION must be a whole number of seconds"
+    [[ "$WARMUP" =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be a whole number of seconds"
+    [[ "$THREADS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_THREADS must be a positive integer"
+    [[ "$STARTUP_TIMEOUT" =~ ^[1-9][0-9]*$ ]] || die "BENCH_STARTUP_TIMEOUT must be a positive integer"
+    local connections
+    for connections in $CONNECTIONS; do
+        [[ "$connections" =~ ^[1-9][0-9]*$ ]] || die "BENCH_CONNECTIONS: '$connections' is not a positive integer"
+    done
+    [[ -n "${CONNECTIONS// /}" ]] || die "BENCH_CONNECTIONS is empty"
+}
+
+require_tools() {
+    if ! command -v wrk >/dev/null; then
+        if ((EUID == 0)) && command -v apt-get >/dev/null; then
+            log "wrk is missing; installing it with apt-get"
+            apt-get install -y wrk >&2 || { apt-get update >&2 && apt-get install -y wrk >&2; } \
+                || die "could not install wrk"
+        else
+            die "wrk is not installed: run 'sudo apt-get install -y wrk' (Debian/Ubuntu) or see https://github.com/wg/wrk"
+        fi
+    fi
+    local tool
+    for tool in curl cargo; do
+        command -v "$tool" >/dev/null || die "$tool is required"
+    done
+    if ((POSTGRES)); then
+        for tool in createdb dropdb; do
+            command -v "$tool" >/dev/null || die "$tool (PostgreSQL client) is required for --postgres"
+        done
+    fi
+}
+
+build() {
+    local target_dir="${CARGO_TARGET_DIR:-$REPO_DIR/target}"
+    [[ "$target_dir" == /* ]] || target_dir="$REPO_DIR/$target_dir"
+    BIN="$target_dir/release/dashtam"
+    if ((BUILD)); then
+        log "building the release binary"
+        (cd "$REPO_DIR" && cargo build --release --quiet -p dashtam-server)
+    fi
+    [[ -x "$BIN" ]] || die "$BIN not found; run without --no-build"
+}
+
+free_port() {
+    if command -v python3 >/dev/null; then
+        python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+        return
+    fi
+    local port attempt
+    for attempt in $(seq 1 50); do
+        port=$((20000 + (RANDOM + attempt) % 20000))
+        # Nothing listening when the connection is refused.
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
+    die "found no free port"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Server
+
+# start_server <label> [VAR=value...]: starts dashtam with a fresh data dir and waits for /health.
+start_server() {
+    local label="$1"
+    shift
+    local port data_dir
+    port="$(free_port)"
+    data_dir="$TMP_DIR/$label"
+    mkdir -p "$data_dir"
+    BASE_URL="http://127.0.0.1:$port"
+    SERVER_LOG="$RESULTS_DIR/server-$label.log"
+    env -u DASHTAM_CONFIG -u DASHTAM_DATABASE_URL -u DASHTAM_REDIS_URL \
+        DASHTAM_BIND="127.0.0.1:$port" \
+        DASHTAM_DATA_DIR="$data_dir" \
+        DASHTAM_LOG__FILTER=warn \
+        "$@" "$BIN" >"$SERVER_LOG" 2>&1 &
+    SERVER_PID=$!
+    log "started $label server (pid $SERVER_PID) on $BASE_URL"
+
+    local deadline=$((SECONDS + STARTUP_TIMEOUT))
+    until curl -fsS --max-time 1 -o /dev/null "$BASE_URL/health" 2>/dev/null; do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            tail -n 20 "$SERVER_LOG" >&2
+            die "the $label server exited during startup (log: $SERVER_LOG)"
+        fi
+        if ((SECONDS >= deadline)); then
+            tail -n 20 "$SERVER_LOG" >&2
+            die "the $label server did not answer /health within ${STARTUP_TIMEOUT}s"
+        fi
+        sleep 0.2
+    done
+}
+
+# proc_status_mib <field>: a kB field of the server's /proc status, in MiB.
+proc_status_mib() {
+    awk -v field="$1:" '$1 == field { printf "%.1f", $2 / 1024 }' "/proc/$SERVER_PID/status"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Load
+
+# wrk_args <connections> <method> <script>: sets WRK_ARGS for one run.
+wrk_args() {
+    local connections="$1" method="$2" script="$3"
+    local threads=$((THREADS < connections ? THREADS : connections))
+    WRK_ARGS=(--latency -t "$threads" -c "$connections")
+    if [[ -n "$script" ]]; then
+        WRK_ARGS+=(-s "$BENCH_DIR/lua/$script")
+    elif [[ "$method" != GET ]]; then
+        local generated="$TMP_DIR/method-$method.lua"
+        printf 'wrk.method = "%s"\n' "$method" >"$generated"
+        WRK_ARGS+=(-s "$generated")
+    fi
+}
+
+# parse_wrk <file>: prints "req/s|p50 ms|p99 ms|errors" from wrk --latency output.
+parse_wrk() {
+    awk '
+        function ms(value) {
+            if (value ~ /us$/) return value / 1000
+            if (value ~ /ms$/) return value + 0
+            if (value ~ /s$/) return value * 1000
+            if (value ~ /m$/) return value * 60000
+            return value + 0
+        }
+        function fmt(value) { return sprintf(value < 10 ? "%.3f" : "%.1f", value) }
+        /^Requests\/sec:/ { rps = $2 }
+        $1 == "50%" { p50 = $2 }
+        $1 == "99%" { p99 = $2 }
+        /Socket errors:/ { gsub(",", ""); errors += $4 + $6 + $8 + $10 }
+        /Non-2xx or 3xx responses:/ { errors += $NF }
+        END {
+            if (rps == "" || p50 == "" || p99 == "") exit 1
+            printf "%.0f|%s|%s|%d\n", rps, fmt(ms(p50)), fmt(ms(p99)), errors
+        }
+    ' "$1"
+}
+
+# run_wrk <seconds> <output file> <url>: one wrk run with WRK_ARGS, bounded in time.
+run_wrk() {
+    local seconds="$1" output="$2" url="$3"
+    if ! timeout "$((seconds + 30))" wrk "${WRK_ARGS[@]}" -d "${seconds}s" "$url" >"$output" 2>&1; then
+        cat "$output" >&2
+        die "wrk failed against $url"
+    fi
+}
+
+# bench_backend <label>: loads every endpoint at every connection count against the running server,
+# appending table rows to ROWS and the memory row to MEMORY.
+bench_backend() {
+    local label="$1"
+    local idle_rss entry name method path script url status connections raw stats rps p50 p99 errors
+    local max_connections=0
+    idle_rss="$(proc_status_mib VmRSS)"
+    for connections in $CONNECTIONS; do
+        if ((connections > max_connections)); then max_connections=$connections; fi
+    done
+
+    for entry in "${ENDPOINTS[@]}"; do
+        read -r name method path script <<<"$entry"
+        url="$BASE_URL$path"
+        # A plain request must succeed before loading it; scripted requests are the script's business.
+        if [[ -z "$script" ]]; then
+            status="$(curl -sS -o /dev/null -w '%{http_code}' -X "$method" --max-time 5 "$url")" || status=000
+            [[ "$status" =~ ^[23] ]] || die "$label: $method $path answered $status before the load started"
+        fi
+        if ((WARMUP > 0)); then
+            wrk_args "$max_connections" "$method" "$script"
+            run_wrk "$WARMUP" "$TMP_DIR/warmup.txt" "$url"
+        fi
+        for connections in $CONNECTIONS; do
+            wrk_args "$connections" "$method" "$script"
+            raw="$RESULTS_DIR/raw/$label-$name-c$connections.txt"
+            log "$label $method $path, $connections connection(s), ${DURATION}s"
+            run_wrk "$DURATION" "$raw" "$url"
+            stats="$(parse_wrk "$raw")" || die "could not parse wrk output $raw"
+            IFS='|' read -r rps p50 p99 errors <<<"$stats"
+            log "    $rps req/s, p50 $p50 ms, p99 $p99 ms, $errors error(s)"
+            ROWS+=("| $label | \`$method $path\` | $connections | $rps | $p50 | $p99 | $errors |")
+        done
+    done
+    MEMORY+=("| $label | $idle_rss | $(proc_status_mib VmHWM) |")
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Report
+
+machine_facts() {
+    local cpu memory os commit wrk_version
+    cpu="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+    memory="$(awk '$1 == "MemTotal:" { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+    # shellcheck source=/dev/null
+    os="$(. /etc/os-release && echo "${PRETTY_NAME:-${NAME:-unknown}}")"
+    wrk_version="$(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')" || true
+    commit="$(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    if [[ "$commit" != unknown ]] && ! git -C "$REPO_DIR" diff-index --quiet HEAD -- 2>/dev/null; then
+        commit="$commit (with uncommitted changes)"
+    fi
+    echo "- **Date:** $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit"
+    echo "- **CPU:** ${cpu:-unknown}, $(nproc) logical CPU(s) (nproc), shared by wrk and the server"
+    echo "- **Memory:** $memory; **OS:** $os, kernel $(uname -r)"
+    echo "- **Toolchain:** $(rustc --version 2>/dev/null || echo 'rustc unknown'), release profile; wrk ${wrk_version:-unknown}"
+    echo "- **Load:** wrk, $THREADS thread(s) (at most one per connection), keep-alive HTTP/1.1 over loopback," \
+        "${DURATION} s per row after a ${WARMUP} s warm-up per endpoint; server log level \`warn\`"
+}
+
+backend_versions() {
+    local pg redis
+    pg="$(psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc 'SHOW server_version' 2>/dev/null)" || pg=unknown
+    redis="$(redis-cli -u "$REDIS_URL" INFO server 2>/dev/null | tr -d '\r' | awk -F: '$1 == "redis_version" { print $2 }')" || true
+    echo "- **postgres+redis:** PostgreSQL ${pg:-unknown} and Redis ${redis:-unknown}, both on loopback, default pool settings"
+}
+
+write_report() {
+    local output="$1"
+    {
+        machine_facts
+        echo "- **sqlite:** a fresh database file in a temporary directory, default pool settings"
+        if ((POSTGRES)); then backend_versions; fi
+        echo
+        echo "| backend | endpoint | connections | req/s | p50 (ms) | p99 (ms) | errors |"
+        echo "|---|---|---:|---:|---:|---:|---:|"
+        printf '%s\n' "${ROWS[@]}"
+        echo
+        echo "| backend | RSS after startup (MiB) | peak RSS (MiB, VmHWM) |"
+        echo "|---|---:|---:|"
+        printf '%s\n' "${MEMORY[@]}"
+    } >"$output"
+}
+
+record() {
+    local report="$1"
+    [[ -f "$DOC" ]] || die "$DOC does not exist"
+    grep -qxF "$MARK_START" "$DOC" && grep -qxF "$MARK_END" "$DOC" \
+        || die "$DOC lacks the lines '$MARK_START' and '$MARK_END'"
+    local updated="$TMP_DIR/benchmarks.md"
+    awk -v start="$MARK_START" -v end="$MARK_END" -v report="$report" '
+        $0 == start { print; print ""; while ((getline line < report) > 0) print line; print ""; skip = 1; next }
+        $0 == end { skip = 0 }
+        !skip { print }
+    ' "$DOC" >"$updated"
+    cat "$updated" >"$DOC"
+    log "recorded the results in ${DOC#"$REPO_DIR"/}"
+}
+
+# ---------------------------------------------------------------------------------------------------
+
+main() {
+    parse_args "$@"
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    require_tools
+    build
+    TMP_DIR="$(mktemp -d "${TMPDIR:-/tmp}/dashtam-bench.XXXXXX")"
+    rm -rf -- "$RESULTS_DIR/raw"
+    mkdir -p "$RESULTS_DIR/raw"
+
+    start_server sqlite
+    bench_backend sqlite
+    stop_server
+
+    if ((POSTGRES)); then
+        PG_DB="dashtam_bench_$$"
+        createdb -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" "$PG_DB" || die "could not create database $PG_DB"
+        start_server postgres+redis \
+            DASHTAM_DATABASE_URL="postgres://$PG_USER@$PG_HOST:$PG_PORT/$PG_DB" \
+            DASHTAM_REDIS_URL="$REDIS_URL"
+        bench_backend postgres+redis
+        stop_server
+        drop_database
+    fi
+
+    local report="$RESULTS_DIR/latest.md"
+    write_report "$report"
+    if ((RECORD)); then record "$report"; fi
+    echo
+    cat "$report"
+    log "table written to ${report#"$REPO_DIR"/}; raw wrk output in ${RESULTS_DIR#"$REPO_DIR"/}/raw/"
+}
+
+main "$@"
