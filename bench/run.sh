@@ -37,6 +37,8 @@ PG_USER="${BENCH_PG_USER:-postgres}"
 REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
 RECORD=0
 BUILD=1
+# CPU use by other processes, measured with the server idle before each row, above which a warning is shown.
+readonly BUSY_WARN=10
 
 # State shared between the functions below; the cleanup trap needs the first three.
 TMP_DIR=""
@@ -48,6 +50,7 @@ SERVER_LOG=""
 WRK_ARGS=()
 ROWS=()
 MEMORY=()
+BACKGROUND=()
 
 usage() {
     cat <<'EOF'
@@ -219,6 +222,20 @@ proc_status_mib() {
     awk -v field="$1:" '$1 == field { printf "%.1f", $2 / 1024 }' "/proc/$SERVER_PID/status"
 }
 
+# cpu_busy_percent: how busy all CPUs are over one second, in percent (from /proc/stat).
+cpu_busy_percent() {
+    local -a before after
+    read -r -a before </proc/stat
+    sleep 1
+    read -r -a after </proc/stat
+    # Fields 1-8 of the "cpu" line: user nice system idle iowait irq softirq steal.
+    awk -v before="${before[*]:1:8}" -v after="${after[*]:1:8}" 'BEGIN {
+        split(before, b); split(after, a)
+        for (i = 1; i <= 8; i++) { delta = a[i] - b[i]; total += delta; if (i == 4 || i == 5) idle += delta }
+        printf "%.0f", (total > 0 ? 100 * (total - idle) / total : 0)
+    }'
+}
+
 # ---------------------------------------------------------------------------------------------------
 # Load
 
@@ -272,8 +289,8 @@ run_wrk() {
 # appending table rows to ROWS and the memory row to MEMORY.
 bench_backend() {
     local label="$1"
-    local idle_rss entry name method path script url status connections raw stats rps p50 p99 errors
-    local max_connections=0
+    local idle_rss entry name method path script url status connections raw stats rps p50 p99 errors busy
+    local max_connections=0 max_busy=0
     idle_rss="$(proc_status_mib VmRSS)"
     for connections in $CONNECTIONS; do
         if ((connections > max_connections)); then max_connections=$connections; fi
@@ -294,6 +311,12 @@ bench_backend() {
         for connections in $CONNECTIONS; do
             wrk_args "$connections" "$method" "$script"
             raw="$RESULTS_DIR/raw/$label-$name-c$connections.txt"
+            # Anything else using the CPUs now (a build, a test run) distorts the row; say so.
+            busy="$(cpu_busy_percent)"
+            if ((busy > max_busy)); then max_busy=$busy; fi
+            if ((busy > BUSY_WARN)); then
+                log "warning: the CPUs are ${busy}% busy before the load starts; this row will be distorted"
+            fi
             log "$label $method $path, $connections connection(s), ${DURATION}s"
             run_wrk "$DURATION" "$raw" "$url"
             stats="$(parse_wrk "$raw")" || die "could not parse wrk output $raw"
@@ -303,13 +326,18 @@ bench_backend() {
         done
     done
     MEMORY+=("| $label | $idle_rss | $(proc_status_mib VmHWM) |")
+    BACKGROUND+=("${max_busy}% ($label)")
 }
 
 # ---------------------------------------------------------------------------------------------------
 # Report
 
 machine_facts() {
-    local cpu memory os commit wrk_version
+    local date cpus kernel rustc_version cpu memory os commit wrk_version
+    date="$(date -u '+%Y-%m-%d %H:%M UTC')"
+    cpus="$(nproc)"
+    kernel="$(uname -r)"
+    rustc_version="$(rustc --version 2>/dev/null)" || rustc_version="rustc unknown"
     cpu="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
     memory="$(awk '$1 == "MemTotal:" { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
     # shellcheck source=/dev/null
@@ -319,12 +347,15 @@ machine_facts() {
     if [[ "$commit" != unknown ]] && ! git -C "$REPO_DIR" diff-index --quiet HEAD -- 2>/dev/null; then
         commit="$commit (with uncommitted changes)"
     fi
-    echo "- **Date:** $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit"
-    echo "- **CPU:** ${cpu:-unknown}, $(nproc) logical CPU(s) (nproc), shared by wrk and the server"
-    echo "- **Memory:** $memory; **OS:** $os, kernel $(uname -r)"
-    echo "- **Toolchain:** $(rustc --version 2>/dev/null || echo 'rustc unknown'), release profile; wrk ${wrk_version:-unknown}"
+    echo "- **Date:** $date, commit $commit"
+    echo "- **CPU:** ${cpu:-unknown}, $cpus logical CPU(s) (nproc), shared by wrk and the server"
+    echo "- **Memory:** $memory; **OS:** $os, kernel $kernel"
+    echo "- **Toolchain:** $rustc_version, release profile; wrk ${wrk_version:-unknown}"
     echo "- **Load:** wrk, $THREADS thread(s) (at most one per connection), keep-alive HTTP/1.1 over loopback," \
         "${DURATION} s per row after a ${WARMUP} s warm-up per endpoint; server log level \`warn\`"
+    local background
+    background="$(printf '%s, ' "${BACKGROUND[@]}")"
+    echo "- **Background CPU:** busiest 1 s sample taken with the server idle just before a row: ${background%, }"
 }
 
 backend_versions() {
@@ -354,8 +385,9 @@ write_report() {
 record() {
     local report="$1"
     [[ -f "$DOC" ]] || die "$DOC does not exist"
-    grep -qxF "$MARK_START" "$DOC" && grep -qxF "$MARK_END" "$DOC" \
-        || die "$DOC lacks the lines '$MARK_START' and '$MARK_END'"
+    if ! grep -qxF "$MARK_START" "$DOC" || ! grep -qxF "$MARK_END" "$DOC"; then
+        die "$DOC lacks the lines '$MARK_START' and '$MARK_END'"
+    fi
     local updated="$TMP_DIR/benchmarks.md"
     awk -v start="$MARK_START" -v end="$MARK_END" -v report="$report" '
         $0 == start { print; print ""; while ((getline line < report) > 0) print line; print ""; skip = 1; next }

@@ -1,5 +1,8 @@
 //! Adapters from Dashtam's ports to the outside world.
 
+pub mod access_tokens;
+pub mod opaque_tokens;
+pub mod password_hashing;
 pub mod shared_state;
 
 pub use shared_state::{MemorySharedState, RedisSharedState, RedisSharedStateError};

@@ -3,9 +3,15 @@
 
 pub mod clock;
 pub mod ids;
+pub mod password;
 pub mod ports;
+pub mod session;
 pub mod user;
 
 pub use clock::{Clock, SystemClock};
 pub use ids::UserId;
+pub use session::{
+    NewSession, OneTimePurpose, OneTimeToken, RefreshTokenRecord, Session, SessionEndReason,
+    SessionId, TokenDigest,
+};
 pub use user::{Email, EmailError, NewUser, Role, SecurityConfig, User, UserName, UserNameError};

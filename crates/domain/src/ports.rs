@@ -6,8 +6,13 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::ids::UserId;
+use crate::session::{
+    NewSession, OneTimePurpose, OneTimeToken, RefreshTokenRecord, Session, SessionEndReason,
+    SessionId, TokenDigest,
+};
 use crate::user::{Email, NewUser, Role, SecurityConfig, User, UserName};
 
 /// Any error from a backend library, kept for logs but never shown to clients.
@@ -88,6 +93,15 @@ pub trait Store: Send + Sync + Debug {
 
     /// The installation-wide token settings.
     async fn security_config(&self) -> Result<SecurityConfig, StoreError>;
+
+    /// The session with this id, live or not.
+    async fn session_by_id(&self, id: SessionId) -> Result<Option<Session>, StoreError>;
+
+    /// The refresh token with this digest, current or rotated.
+    async fn refresh_token_by_digest(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError>;
 }
 
 /// One write transaction.
@@ -111,6 +125,51 @@ pub trait StoreTx: Send {
         role: Role,
         now: OffsetDateTime,
     ) -> Result<Option<User>, StoreError>;
+
+    /// Starts a session.
+    async fn insert_session(&mut self, session: &NewSession) -> Result<Session, StoreError>;
+
+    /// Ends a live session; `false` when it does not exist or had already ended (the first reason stays).
+    async fn end_session(
+        &mut self,
+        id: SessionId,
+        reason: SessionEndReason,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Records the session's first (or next) current refresh token. A session has at most one current token;
+    /// inserting a second without rotating the first is a [`StoreError::Conflict`].
+    async fn insert_refresh_token(
+        &mut self,
+        id: Uuid,
+        session_id: SessionId,
+        digest: &TokenDigest,
+        now: OffsetDateTime,
+    ) -> Result<RefreshTokenRecord, StoreError>;
+
+    /// Marks the current token with this digest as rotated into `replaced_by`. Only one caller can win: the
+    /// rest get `None`, as does a token that was already rotated or does not exist.
+    async fn rotate_refresh_token(
+        &mut self,
+        digest: &TokenDigest,
+        replaced_by: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError>;
+
+    /// Issues a one-time token, voiding every unused token of the same user and purpose.
+    async fn insert_one_time_token(
+        &mut self,
+        token: &OneTimeToken,
+        digest: &TokenDigest,
+    ) -> Result<(), StoreError>;
+
+    /// Uses a one-time token: succeeds once, for an unused, unexpired token of this purpose.
+    async fn consume_one_time_token(
+        &mut self,
+        digest: &TokenDigest,
+        purpose: OneTimePurpose,
+        now: OffsetDateTime,
+    ) -> Result<Option<OneTimeToken>, StoreError>;
 
     /// Makes every change of this transaction durable.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;

@@ -2,7 +2,10 @@
 //! convert means the stored data was changed behind the application's back, so it is reported as corrupt.
 
 use dashtam_domain::ports::StoreError;
-use dashtam_domain::{Email, SecurityConfig, User, UserId, UserName};
+use dashtam_domain::{
+    Email, OneTimeToken, RefreshTokenRecord, SecurityConfig, Session, SessionId, User, UserId,
+    UserName,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -74,4 +77,89 @@ pub(crate) fn utc(instant: OffsetDateTime) -> OffsetDateTime {
 /// Converts an optional row, keeping "not found" apart from "corrupt".
 pub(crate) fn user_from_row(row: Option<UserRow>) -> Result<Option<User>, StoreError> {
     row.map(User::try_from).transpose()
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct SessionRow {
+    id: Uuid,
+    user_id: Uuid,
+    user_agent: Option<String>,
+    ip_address: Option<String>,
+    created_at: OffsetDateTime,
+    last_activity_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    revoked_at: Option<OffsetDateTime>,
+    revoked_reason: Option<String>,
+}
+
+impl TryFrom<SessionRow> for Session {
+    type Error = StoreError;
+
+    fn try_from(row: SessionRow) -> Result<Self, Self::Error> {
+        let revoked_reason = row
+            .revoked_reason
+            .map(|reason| reason.parse())
+            .transpose()
+            .map_err(|_| StoreError::Corrupt(format!("session {}: revoked_reason", row.id)))?;
+        Ok(Session {
+            id: SessionId::from_uuid(row.id),
+            user_id: UserId::from_uuid(row.user_id),
+            user_agent: row.user_agent,
+            ip_address: row.ip_address,
+            created_at: row.created_at,
+            last_activity_at: row.last_activity_at,
+            expires_at: row.expires_at,
+            revoked_at: row.revoked_at,
+            revoked_reason,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct RefreshTokenRow {
+    id: Uuid,
+    session_id: Uuid,
+    created_at: OffsetDateTime,
+    rotated_at: Option<OffsetDateTime>,
+    replaced_by: Option<Uuid>,
+}
+
+impl From<RefreshTokenRow> for RefreshTokenRecord {
+    fn from(row: RefreshTokenRow) -> Self {
+        RefreshTokenRecord {
+            id: row.id,
+            session_id: SessionId::from_uuid(row.session_id),
+            created_at: row.created_at,
+            rotated_at: row.rotated_at,
+            replaced_by: row.replaced_by,
+        }
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct OneTimeTokenRow {
+    id: Uuid,
+    user_id: Uuid,
+    purpose: String,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    used_at: Option<OffsetDateTime>,
+}
+
+impl TryFrom<OneTimeTokenRow> for OneTimeToken {
+    type Error = StoreError;
+
+    fn try_from(row: OneTimeTokenRow) -> Result<Self, Self::Error> {
+        Ok(OneTimeToken {
+            id: row.id,
+            user_id: UserId::from_uuid(row.user_id),
+            purpose: row
+                .purpose
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("one-time token {}: purpose", row.id)))?,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            used_at: row.used_at,
+        })
+    }
 }

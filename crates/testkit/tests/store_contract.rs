@@ -5,10 +5,15 @@
 use std::sync::Arc;
 
 use dashtam_domain::ports::{Store, StoreBackend, StoreError};
-use dashtam_domain::{Clock, Email, NewUser, Role, SystemClock, UserId, UserName};
+use dashtam_domain::{
+    Clock, Email, NewSession, NewUser, OneTimePurpose, OneTimeToken, Role, SessionEndReason,
+    SessionId, SystemClock, TokenDigest, User, UserId, UserName,
+};
 use dashtam_store::MigrationState;
 use dashtam_testkit::{Backend, TestDatabase};
 use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
 
 /// Runs `check` on a freshly migrated store of every configured backend.
 async fn on_every_backend<F, Fut>(check: F)
@@ -344,4 +349,391 @@ async fn migrations_round_trip_down_and_up() {
         );
         store.close().await;
     }
+}
+
+const LOGIN_AT: OffsetDateTime = datetime!(2025-10-03 10:00:00 UTC);
+
+async fn user_with_session(store: &Arc<dyn Store>, email: &str) -> (User, SessionId) {
+    let user = insert(store, &new_user(email)).await.expect("insert user");
+    let session = NewSession {
+        id: SessionId::generate(),
+        user_id: user.id,
+        user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0".into()),
+        ip_address: Some("203.0.113.7".into()),
+        created_at: LOGIN_AT,
+        expires_at: LOGIN_AT + Duration::days(30),
+    };
+    let mut tx = store.begin().await.expect("begin");
+    tx.insert_session(&session).await.expect("insert session");
+    tx.commit().await.expect("commit");
+    (user, session.id)
+}
+
+fn digest(byte: u8) -> TokenDigest {
+    TokenDigest([byte; 32])
+}
+
+#[tokio::test]
+async fn sessions_start_live_and_end_once() {
+    on_every_backend(|store, _| async move {
+        let (user, session_id) = user_with_session(&store, "session@example.com").await;
+        let session = store
+            .session_by_id(session_id)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(session.user_id, user.id);
+        assert_eq!(
+            session.user_agent.as_deref(),
+            Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0")
+        );
+        assert_eq!(session.ip_address.as_deref(), Some("203.0.113.7"));
+        assert_eq!(
+            (session.created_at, session.last_activity_at),
+            (LOGIN_AT, LOGIN_AT)
+        );
+        assert_eq!(session.expires_at, LOGIN_AT + Duration::days(30));
+        assert!(session.is_live(LOGIN_AT));
+
+        let later = LOGIN_AT + Duration::minutes(5);
+        let mut tx = store.begin().await.expect("begin");
+        assert!(
+            tx.end_session(session_id, SessionEndReason::Logout, later)
+                .await
+                .expect("end")
+        );
+        assert!(
+            !tx.end_session(session_id, SessionEndReason::Revoked, later)
+                .await
+                .expect("end again")
+        );
+        tx.commit().await.expect("commit");
+        let ended = store
+            .session_by_id(session_id)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(
+            (ended.revoked_at, ended.revoked_reason),
+            (Some(later), Some(SessionEndReason::Logout))
+        );
+        assert!(!ended.is_live(later));
+
+        let mut tx = store.begin().await.expect("begin");
+        assert!(
+            !tx.end_session(SessionId::generate(), SessionEndReason::Logout, later)
+                .await
+                .expect("end")
+        );
+        assert!(
+            store
+                .session_by_id(SessionId::generate())
+                .await
+                .expect("read")
+                .is_none()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sessions_need_an_existing_user() {
+    on_every_backend(|store, _| async move {
+        let orphan = NewSession {
+            id: SessionId::generate(),
+            user_id: UserId::generate(),
+            user_agent: None,
+            ip_address: None,
+            created_at: LOGIN_AT,
+            expires_at: LOGIN_AT + Duration::days(30),
+        };
+        let mut tx = store.begin().await.expect("begin");
+        assert!(
+            tx.insert_session(&orphan).await.is_err(),
+            "foreign key enforced"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_exactly_once_and_link_to_their_successor() {
+    on_every_backend(|store, _| async move {
+        let (_, session_id) = user_with_session(&store, "refresh@example.com").await;
+        let (first_id, second_id) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut tx = store.begin().await.expect("begin");
+        let first = tx
+            .insert_refresh_token(first_id, session_id, &digest(1), LOGIN_AT)
+            .await
+            .expect("insert");
+        tx.commit().await.expect("commit");
+        assert_eq!(
+            (
+                first.id,
+                first.session_id,
+                first.rotated_at,
+                first.replaced_by
+            ),
+            (first_id, session_id, None, None)
+        );
+        assert_eq!(
+            store
+                .refresh_token_by_digest(&digest(1))
+                .await
+                .expect("read"),
+            Some(first)
+        );
+
+        let later = LOGIN_AT + Duration::minutes(10);
+        let mut tx = store.begin().await.expect("begin");
+        let rotated = tx
+            .rotate_refresh_token(&digest(1), second_id, later)
+            .await
+            .expect("rotate")
+            .expect("won");
+        assert_eq!(
+            (rotated.rotated_at, rotated.replaced_by),
+            (Some(later), Some(second_id))
+        );
+        assert!(
+            tx.rotate_refresh_token(&digest(1), Uuid::now_v7(), later)
+                .await
+                .expect("rotate")
+                .is_none()
+        );
+        tx.insert_refresh_token(second_id, session_id, &digest(2), later)
+            .await
+            .expect("insert successor");
+        tx.commit().await.expect("commit");
+
+        let stored = store
+            .refresh_token_by_digest(&digest(1))
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(stored.replaced_by, Some(second_id));
+        assert!(
+            store
+                .refresh_token_by_digest(&digest(3))
+                .await
+                .expect("read")
+                .is_none()
+        );
+        let mut tx = store.begin().await.expect("begin");
+        assert!(
+            tx.rotate_refresh_token(&digest(3), Uuid::now_v7(), later)
+                .await
+                .expect("rotate")
+                .is_none()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_session_has_one_current_refresh_token_and_digests_are_unique() {
+    on_every_backend(|store, _| async move {
+        let (_, session_id) = user_with_session(&store, "current@example.com").await;
+        let mut tx = store.begin().await.expect("begin");
+        tx.insert_refresh_token(Uuid::now_v7(), session_id, &digest(7), LOGIN_AT)
+            .await
+            .expect("insert");
+        tx.commit().await.expect("commit");
+
+        let mut tx = store.begin().await.expect("begin");
+        let second = tx
+            .insert_refresh_token(Uuid::now_v7(), session_id, &digest(8), LOGIN_AT)
+            .await;
+        assert!(
+            matches!(second, Err(StoreError::Conflict(_))),
+            "two current tokens: {second:?}"
+        );
+        drop(tx);
+
+        let (_, other_session) = user_with_session(&store, "other@example.com").await;
+        let mut tx = store.begin().await.expect("begin");
+        let duplicate = tx
+            .insert_refresh_token(Uuid::now_v7(), other_session, &digest(7), LOGIN_AT)
+            .await;
+        assert!(
+            matches!(duplicate, Err(StoreError::Conflict(_))),
+            "digest reused: {duplicate:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_rotations_of_one_token_have_a_single_winner() {
+    on_every_backend(|store, _| async move {
+        let (_, session_id) = user_with_session(&store, "race@example.com").await;
+        let mut tx = store.begin().await.expect("begin");
+        tx.insert_refresh_token(Uuid::now_v7(), session_id, &digest(9), LOGIN_AT)
+            .await
+            .expect("insert");
+        tx.commit().await.expect("commit");
+
+        let attempts = (0..8).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await?;
+                let won = tx
+                    .rotate_refresh_token(
+                        &digest(9),
+                        Uuid::now_v7(),
+                        LOGIN_AT + Duration::minutes(1),
+                    )
+                    .await?;
+                tx.commit().await?;
+                Ok::<bool, StoreError>(won.is_some())
+            })
+        });
+        let winners = futures::future::join_all(attempts)
+            .await
+            .into_iter()
+            .map(|joined| joined.expect("task").expect("rotation ran"))
+            .filter(|won| *won)
+            .count();
+        assert_eq!(winners, 1);
+    })
+    .await;
+}
+
+fn one_time(
+    user_id: UserId,
+    purpose: OneTimePurpose,
+    issued_at: OffsetDateTime,
+    lifetime: Duration,
+) -> OneTimeToken {
+    OneTimeToken {
+        id: Uuid::now_v7(),
+        user_id,
+        purpose,
+        created_at: issued_at,
+        expires_at: issued_at + lifetime,
+        used_at: None,
+    }
+}
+
+#[tokio::test]
+async fn one_time_tokens_are_single_use_purpose_bound_and_expire() {
+    on_every_backend(|store, _| async move {
+        let user = insert(&store, &new_user("once@example.com"))
+            .await
+            .expect("insert");
+        let token = one_time(
+            user.id,
+            OneTimePurpose::ResetPassword,
+            LOGIN_AT,
+            Duration::minutes(15),
+        );
+        let mut tx = store.begin().await.expect("begin");
+        tx.insert_one_time_token(&token, &digest(20))
+            .await
+            .expect("insert");
+        tx.commit().await.expect("commit");
+
+        let mut tx = store.begin().await.expect("begin");
+        let wrong_purpose = tx
+            .consume_one_time_token(&digest(20), OneTimePurpose::VerifyEmail, LOGIN_AT)
+            .await;
+        assert!(wrong_purpose.expect("query").is_none());
+        let used_at = LOGIN_AT + Duration::minutes(1);
+        let used = tx
+            .consume_one_time_token(&digest(20), OneTimePurpose::ResetPassword, used_at)
+            .await;
+        let used = used.expect("query").expect("first use succeeds");
+        assert_eq!(
+            (used.id, used.user_id, used.used_at),
+            (token.id, user.id, Some(used_at))
+        );
+        let again = tx
+            .consume_one_time_token(&digest(20), OneTimePurpose::ResetPassword, used_at)
+            .await;
+        assert!(again.expect("query").is_none(), "single use");
+        tx.commit().await.expect("commit");
+
+        let expiring = one_time(
+            user.id,
+            OneTimePurpose::VerifyEmail,
+            LOGIN_AT,
+            Duration::hours(24),
+        );
+        let mut tx = store.begin().await.expect("begin");
+        tx.insert_one_time_token(&expiring, &digest(21))
+            .await
+            .expect("insert");
+        let at_expiry = LOGIN_AT + Duration::hours(24);
+        let expired = tx
+            .consume_one_time_token(&digest(21), OneTimePurpose::VerifyEmail, at_expiry)
+            .await;
+        assert!(expired.expect("query").is_none(), "expired at expires_at");
+        let just_before = at_expiry - Duration::seconds(1);
+        let in_time = tx
+            .consume_one_time_token(&digest(21), OneTimePurpose::VerifyEmail, just_before)
+            .await;
+        assert!(in_time.expect("query").is_some());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_new_one_time_token_voids_older_ones_of_the_same_purpose_only() {
+    on_every_backend(|store, _| async move {
+        let user = insert(&store, &new_user("newer@example.com"))
+            .await
+            .expect("insert");
+        let mut tx = store.begin().await.expect("begin");
+        let older = one_time(
+            user.id,
+            OneTimePurpose::ResetPassword,
+            LOGIN_AT,
+            Duration::minutes(15),
+        );
+        tx.insert_one_time_token(&older, &digest(30))
+            .await
+            .expect("insert");
+        let verify = one_time(
+            user.id,
+            OneTimePurpose::VerifyEmail,
+            LOGIN_AT,
+            Duration::hours(24),
+        );
+        tx.insert_one_time_token(&verify, &digest(31))
+            .await
+            .expect("insert");
+        let newer_at = LOGIN_AT + Duration::minutes(2);
+        let newer = one_time(
+            user.id,
+            OneTimePurpose::ResetPassword,
+            newer_at,
+            Duration::minutes(15),
+        );
+        tx.insert_one_time_token(&newer, &digest(32))
+            .await
+            .expect("insert");
+        tx.commit().await.expect("commit");
+
+        let now = LOGIN_AT + Duration::minutes(3);
+        let mut tx = store.begin().await.expect("begin");
+        assert!(
+            tx.consume_one_time_token(&digest(30), OneTimePurpose::ResetPassword, now)
+                .await
+                .expect("q")
+                .is_none()
+        );
+        assert!(
+            tx.consume_one_time_token(&digest(32), OneTimePurpose::ResetPassword, now)
+                .await
+                .expect("q")
+                .is_some()
+        );
+        assert!(
+            tx.consume_one_time_token(&digest(31), OneTimePurpose::VerifyEmail, now)
+                .await
+                .expect("q")
+                .is_some()
+        );
+    })
+    .await;
 }

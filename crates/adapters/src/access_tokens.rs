@@ -1,0 +1,475 @@
+//! Access tokens: short-lived JWTs signed with HMAC-SHA-256 under a keyring. Each token names its key in the
+//! `kid` header; the first key of the ring signs, every key verifies, so a new key can be rolled in while
+//! tokens signed with the previous one stay valid until they expire. Validation is pinned to HS256 (no
+//! `alg` confusion) and checks issuer, audience, token type and expiry — expiry against the injected clock.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The shortest signing key accepted: HS256 is only as strong as a 256-bit key.
+pub const MIN_SIGNING_KEY_BYTES: usize = 32;
+/// The `typ` claim of access tokens, so no other kind of token we might sign can be used as one.
+const ACCESS_TOKEN_TYPE: &str = "access";
+
+/// Why a keyring string was refused. Never includes key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyringError {
+    /// No keys at all.
+    #[error("the keyring is empty")]
+    Empty,
+    /// An entry is not `kid:base64key`.
+    #[error("entry {0} is not of the form kid:base64key")]
+    NotKidColonKey(usize),
+    /// A key id with characters outside `[A-Za-z0-9._-]` or longer than 64.
+    #[error("entry {0} has an invalid key id (use 1-64 characters of A-Z a-z 0-9 . _ -)")]
+    InvalidKid(usize),
+    /// The key is not base64.
+    #[error("key {0:?} is not valid base64")]
+    NotBase64(String),
+    /// The key is shorter than 32 bytes.
+    #[error("key {kid:?} is {len} bytes; at least {MIN_SIGNING_KEY_BYTES} are required")]
+    TooShort {
+        /// Its id.
+        kid: String,
+        /// Its length.
+        len: usize,
+    },
+    /// Two entries share an id.
+    #[error("key id {0:?} appears twice")]
+    DuplicateKid(String),
+}
+
+/// One `kid:key` entry of a keyring, decoded.
+pub struct KeyringEntry {
+    /// The key's id.
+    pub kid: String,
+    /// The key bytes.
+    pub key: secrecy::SecretBox<Vec<u8>>,
+}
+
+impl std::fmt::Debug for KeyringEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyringEntry")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses `kid:base64key,kid:base64key,…` (the first is active), the format of `DASHTAM_KEYS__SIGNING` and
+/// `DASHTAM_KEYS__ENCRYPTION`.
+pub fn parse_keyring(
+    text: &SecretString,
+    min_key_bytes: usize,
+) -> Result<Vec<KeyringEntry>, KeyringError> {
+    let mut entries = Vec::new();
+    let mut seen = HashSet::new();
+    for (index, entry) in text
+        .expose_secret()
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .enumerate()
+    {
+        let position = index + 1;
+        let (kid, encoded) = entry
+            .split_once(':')
+            .ok_or(KeyringError::NotKidColonKey(position))?;
+        let kid_ok = (1..=64).contains(&kid.len())
+            && kid
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'));
+        if !kid_ok {
+            return Err(KeyringError::InvalidKid(position));
+        }
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .or_else(|_| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(encoded.trim_end_matches('='))
+            })
+            .map_err(|_| KeyringError::NotBase64(kid.to_owned()))?;
+        if key.len() < min_key_bytes {
+            return Err(KeyringError::TooShort {
+                kid: kid.to_owned(),
+                len: key.len(),
+            });
+        }
+        if !seen.insert(kid.to_owned()) {
+            return Err(KeyringError::DuplicateKid(kid.to_owned()));
+        }
+        entries.push(KeyringEntry {
+            kid: kid.to_owned(),
+            key: secrecy::SecretBox::new(Box::new(key)),
+        });
+    }
+    if entries.is_empty() {
+        Err(KeyringError::Empty)
+    } else {
+        Ok(entries)
+    }
+}
+
+/// What an access token says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// The user's id.
+    pub sub: Uuid,
+    /// The session's id.
+    pub sid: Uuid,
+    /// The user's token version when issued; a user-level rotation raises it.
+    pub ver: i64,
+    /// `user` or `admin`.
+    pub role: String,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Expires at (Unix seconds).
+    pub exp: i64,
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Always `access`.
+    pub typ: String,
+}
+
+/// What the caller wants in a new access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessGrant<'a> {
+    /// The user.
+    pub user_id: Uuid,
+    /// The session.
+    pub session_id: Uuid,
+    /// The user's current token version.
+    pub token_version: i64,
+    /// The user's role name.
+    pub role: &'a str,
+}
+
+/// Why a presented access token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AccessTokenError {
+    /// Past its `exp`.
+    #[error("token expired")]
+    Expired,
+    /// Anything else: malformed, bad signature, unknown key, wrong algorithm, issuer, audience or type.
+    #[error("invalid token")]
+    Invalid,
+}
+
+/// Signs and verifies access tokens.
+pub struct AccessTokens {
+    active_kid: String,
+    active_key: EncodingKey,
+    verification_keys: Vec<(String, DecodingKey)>,
+    issuer: String,
+    audience: String,
+    lifetime: Duration,
+}
+
+impl std::fmt::Debug for AccessTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessTokens")
+            .field("active_kid", &self.active_kid)
+            .field("issuer", &self.issuer)
+            .field("lifetime", &self.lifetime)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccessTokens {
+    /// A signer/verifier over `keyring` (its first entry signs).
+    pub fn new(
+        keyring: &[KeyringEntry],
+        issuer: String,
+        audience: String,
+        lifetime: Duration,
+    ) -> Result<Self, KeyringError> {
+        let active = keyring.first().ok_or(KeyringError::Empty)?;
+        Ok(Self {
+            active_kid: active.kid.clone(),
+            active_key: EncodingKey::from_secret(active.key.expose_secret()),
+            verification_keys: keyring
+                .iter()
+                .map(|entry| {
+                    (
+                        entry.kid.clone(),
+                        DecodingKey::from_secret(entry.key.expose_secret()),
+                    )
+                })
+                .collect(),
+            issuer,
+            audience,
+            lifetime,
+        })
+    }
+
+    /// How long new tokens live.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    /// A new token for `grant`, issued at `now`.
+    pub fn issue(
+        &self,
+        grant: AccessGrant<'_>,
+        now: OffsetDateTime,
+    ) -> Result<String, AccessTokenError> {
+        let iat = now.unix_timestamp();
+        let lifetime =
+            i64::try_from(self.lifetime.as_secs()).map_err(|_| AccessTokenError::Invalid)?;
+        let claims = AccessClaims {
+            sub: grant.user_id,
+            sid: grant.session_id,
+            ver: grant.token_version,
+            role: grant.role.to_owned(),
+            iat,
+            exp: iat.saturating_add(lifetime),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            typ: ACCESS_TOKEN_TYPE.to_owned(),
+        };
+        let header = Header {
+            kid: Some(self.active_kid.clone()),
+            ..Header::new(Algorithm::HS256)
+        };
+        jsonwebtoken::encode(&header, &claims, &self.active_key)
+            .map_err(|_| AccessTokenError::Invalid)
+    }
+
+    /// The claims of a token this server issued, if it is intact, of the right kind and not expired at `now`.
+    pub fn verify(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<AccessClaims, AccessTokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AccessTokenError::Invalid)?;
+        if header.alg != Algorithm::HS256 {
+            return Err(AccessTokenError::Invalid);
+        }
+        let kid = header.kid.ok_or(AccessTokenError::Invalid)?;
+        let key = self
+            .verification_keys
+            .iter()
+            .find(|(candidate, _)| *candidate == kid)
+            .map(|(_, key)| key)
+            .ok_or(AccessTokenError::Invalid)?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        // Expiry is checked below against the injected clock, so tests can move time without sleeping.
+        validation.validate_exp = false;
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
+            .map_err(|_| AccessTokenError::Invalid)?
+            .claims;
+        if claims.typ != ACCESS_TOKEN_TYPE {
+            return Err(AccessTokenError::Invalid);
+        }
+        if now.unix_timestamp() >= claims.exp {
+            return Err(AccessTokenError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::opaque_tokens::generate_secret_base64;
+
+    fn keyring(kids: &[&str]) -> (SecretString, Vec<KeyringEntry>) {
+        let text = kids
+            .iter()
+            .map(|kid| {
+                format!(
+                    "{kid}:{}",
+                    generate_secret_base64(32)
+                        .expect("randomness")
+                        .expose_secret()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let text = SecretString::from(text);
+        let entries = parse_keyring(&text, MIN_SIGNING_KEY_BYTES).expect("valid keyring");
+        (text, entries)
+    }
+
+    fn signer(entries: &[KeyringEntry]) -> AccessTokens {
+        AccessTokens::new(
+            entries,
+            "http://127.0.0.1:8000".into(),
+            "dashtam".into(),
+            Duration::from_secs(900),
+        )
+        .expect("keys")
+    }
+
+    const NOW: OffsetDateTime = datetime!(2025-10-03 10:00:00 UTC);
+
+    fn grant() -> AccessGrant<'static> {
+        AccessGrant {
+            user_id: Uuid::now_v7(),
+            session_id: Uuid::now_v7(),
+            token_version: 3,
+            role: "user",
+        }
+    }
+
+    #[test]
+    fn issued_tokens_verify_with_their_claims_and_kid() {
+        let (_, entries) = keyring(&["k2"]);
+        let tokens = signer(&entries);
+        let grant = grant();
+        let token = tokens.issue(grant, NOW).expect("issue");
+        let header = jsonwebtoken::decode_header(&token).expect("header");
+        assert_eq!(
+            (header.alg, header.kid.as_deref()),
+            (Algorithm::HS256, Some("k2"))
+        );
+        let claims = tokens.verify(&token, NOW).expect("verify");
+        assert_eq!(
+            (claims.sub, claims.sid, claims.ver, claims.role.as_str()),
+            (grant.user_id, grant.session_id, 3, "user")
+        );
+        assert_eq!(claims.exp - claims.iat, 900);
+    }
+
+    #[test]
+    fn tokens_expire_by_the_injected_clock() {
+        let (_, entries) = keyring(&["k1"]);
+        let tokens = signer(&entries);
+        let token = tokens.issue(grant(), NOW).expect("issue");
+        assert!(
+            tokens
+                .verify(&token, NOW + time::Duration::seconds(899))
+                .is_ok()
+        );
+        assert_eq!(
+            tokens.verify(&token, NOW + time::Duration::seconds(900)),
+            Err(AccessTokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn rotation_keeps_tokens_of_the_previous_key_valid() {
+        let (old_text, old) = keyring(&["old"]);
+        let old_token = signer(&old).issue(grant(), NOW).expect("issue");
+        let (new_text, new) = keyring(&["new"]);
+        let rotated_text = SecretString::from(format!(
+            "{},{}",
+            new_text.expose_secret(),
+            old_text.expose_secret()
+        ));
+        let rotated = parse_keyring(&rotated_text, MIN_SIGNING_KEY_BYTES).expect("valid keyring");
+        let tokens = signer(&rotated);
+        assert!(
+            tokens.verify(&old_token, NOW).is_ok(),
+            "old key still verifies"
+        );
+        let fresh = tokens.issue(grant(), NOW).expect("issue");
+        assert_eq!(
+            jsonwebtoken::decode_header(&fresh)
+                .expect("header")
+                .kid
+                .as_deref(),
+            Some("new")
+        );
+        // Once the old key is removed, its tokens stop verifying.
+        assert_eq!(
+            signer(&new).verify(&old_token, NOW),
+            Err(AccessTokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn forged_altered_and_foreign_tokens_are_invalid() {
+        let (_, entries) = keyring(&["k1"]);
+        let tokens = signer(&entries);
+        let token = tokens.issue(grant(), NOW).expect("issue");
+        let mut tampered = token.clone();
+        tampered.pop();
+        tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+        let (_, other) = keyring(&["k1"]);
+        let foreign = signer(&other).issue(grant(), NOW).expect("issue");
+        let unsigned = {
+            let parts: Vec<&str> = token.split('.').collect();
+            let none_header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(r#"{"alg":"none","kid":"k1"}"#);
+            format!("{none_header}.{}.", parts[1])
+        };
+        let wrong_audience = AccessTokens::new(
+            &entries,
+            "http://127.0.0.1:8000".into(),
+            "other".into(),
+            Duration::from_secs(900),
+        )
+        .expect("keys")
+        .issue(grant(), NOW)
+        .expect("issue");
+        for bad in [
+            tampered.as_str(),
+            foreign.as_str(),
+            unsigned.as_str(),
+            wrong_audience.as_str(),
+            "",
+            "a.b.c",
+            "not a jwt",
+        ] {
+            assert_eq!(
+                tokens.verify(bad, NOW),
+                Err(AccessTokenError::Invalid),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn keyrings_are_validated_without_echoing_keys() {
+        let short = base64::engine::general_purpose::STANDARD.encode([1_u8; 16]);
+        let long = base64::engine::general_purpose::STANDARD.encode([1_u8; 32]);
+        let cases = [
+            ("", KeyringError::Empty),
+            ("nokey", KeyringError::NotKidColonKey(1)),
+            (&*format!("bad kid!:{long}"), KeyringError::InvalidKid(1)),
+            ("k1:%%%", KeyringError::NotBase64("k1".into())),
+            (
+                &*format!("k1:{short}"),
+                KeyringError::TooShort {
+                    kid: "k1".into(),
+                    len: 16,
+                },
+            ),
+            (
+                &*format!("k1:{long},k1:{long}"),
+                KeyringError::DuplicateKid("k1".into()),
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = parse_keyring(&SecretString::from(text.to_owned()), MIN_SIGNING_KEY_BYTES)
+                .expect_err(text);
+            assert_eq!(error, expected);
+            assert!(!error.to_string().contains(&long));
+        }
+        let (text, entries) = keyring(&["a", "b"]);
+        assert_eq!(
+            entries
+                .iter()
+                .map(|entry| entry.kid.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert!(
+            !format!("{entries:?}").contains(text.expose_secret().split(':').nth(1).unwrap_or("x"))
+        );
+    }
+}
