@@ -7,6 +7,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use base64::Engine;
+use dashtam_domain::tokens::{AccessGrant, AccessTokenCodec, AccessTokenError};
+use dashtam_domain::{Role, SessionId, UserId};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -116,9 +118,9 @@ pub fn parse_keyring(
     }
 }
 
-/// What an access token says.
+/// What an access token says, as serialised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessClaims {
+struct AccessClaims {
     /// The user's id.
     pub sub: Uuid,
     /// The session's id.
@@ -137,30 +139,6 @@ pub struct AccessClaims {
     pub aud: String,
     /// Always `access`.
     pub typ: String,
-}
-
-/// What the caller wants in a new access token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AccessGrant<'a> {
-    /// The user.
-    pub user_id: Uuid,
-    /// The session.
-    pub session_id: Uuid,
-    /// The user's current token version.
-    pub token_version: i64,
-    /// The user's role name.
-    pub role: &'a str,
-}
-
-/// Why a presented access token was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AccessTokenError {
-    /// Past its `exp`.
-    #[error("token expired")]
-    Expired,
-    /// Anything else: malformed, bad signature, unknown key, wrong algorithm, issuer, audience or type.
-    #[error("invalid token")]
-    Invalid,
 }
 
 /// Signs and verifies access tokens.
@@ -209,26 +187,29 @@ impl AccessTokens {
             lifetime,
         })
     }
+}
 
-    /// How long new tokens live.
-    pub fn lifetime(&self) -> Duration {
+impl AccessTokenCodec for AccessTokens {
+    fn lifetime(&self) -> Duration {
         self.lifetime
     }
 
-    /// A new token for `grant`, issued at `now`.
-    pub fn issue(
+    fn issue(
         &self,
-        grant: AccessGrant<'_>,
+        user_id: UserId,
+        session_id: SessionId,
+        token_version: i64,
+        role: Role,
         now: OffsetDateTime,
     ) -> Result<String, AccessTokenError> {
         let iat = now.unix_timestamp();
         let lifetime =
             i64::try_from(self.lifetime.as_secs()).map_err(|_| AccessTokenError::Invalid)?;
         let claims = AccessClaims {
-            sub: grant.user_id,
-            sid: grant.session_id,
-            ver: grant.token_version,
-            role: grant.role.to_owned(),
+            sub: user_id.as_uuid(),
+            sid: session_id.as_uuid(),
+            ver: token_version,
+            role: role.as_str().to_owned(),
             iat,
             exp: iat.saturating_add(lifetime),
             iss: self.issuer.clone(),
@@ -244,11 +225,7 @@ impl AccessTokens {
     }
 
     /// The claims of a token this server issued, if it is intact, of the right kind and not expired at `now`.
-    pub fn verify(
-        &self,
-        token: &str,
-        now: OffsetDateTime,
-    ) -> Result<AccessClaims, AccessTokenError> {
+    fn verify(&self, token: &str, now: OffsetDateTime) -> Result<AccessGrant, AccessTokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AccessTokenError::Invalid)?;
         if header.alg != Algorithm::HS256 {
             return Err(AccessTokenError::Invalid);
@@ -275,7 +252,17 @@ impl AccessTokens {
         if now.unix_timestamp() >= claims.exp {
             return Err(AccessTokenError::Expired);
         }
-        Ok(claims)
+        let instant = |seconds| {
+            OffsetDateTime::from_unix_timestamp(seconds).map_err(|_| AccessTokenError::Invalid)
+        };
+        Ok(AccessGrant {
+            user_id: UserId::from_uuid(claims.sub),
+            session_id: SessionId::from_uuid(claims.sid),
+            token_version: claims.ver,
+            role: claims.role.parse().map_err(|_| AccessTokenError::Invalid)?,
+            issued_at: instant(claims.iat)?,
+            expires_at: instant(claims.exp)?,
+        })
     }
 }
 
@@ -316,39 +303,52 @@ mod tests {
 
     const NOW: OffsetDateTime = datetime!(2025-10-03 10:00:00 UTC);
 
-    fn grant() -> AccessGrant<'static> {
-        AccessGrant {
-            user_id: Uuid::now_v7(),
-            session_id: Uuid::now_v7(),
-            token_version: 3,
-            role: "user",
-        }
+    fn issue(tokens: &AccessTokens, now: OffsetDateTime) -> String {
+        tokens
+            .issue(
+                UserId::generate(),
+                SessionId::generate(),
+                3,
+                Role::User,
+                now,
+            )
+            .expect("issue")
     }
 
     #[test]
     fn issued_tokens_verify_with_their_claims_and_kid() {
         let (_, entries) = keyring(&["k2"]);
         let tokens = signer(&entries);
-        let grant = grant();
-        let token = tokens.issue(grant, NOW).expect("issue");
+        let (user_id, session_id) = (UserId::generate(), SessionId::generate());
+        let token = tokens
+            .issue(user_id, session_id, 3, Role::Admin, NOW)
+            .expect("issue");
         let header = jsonwebtoken::decode_header(&token).expect("header");
         assert_eq!(
             (header.alg, header.kid.as_deref()),
             (Algorithm::HS256, Some("k2"))
         );
-        let claims = tokens.verify(&token, NOW).expect("verify");
+        let grant = tokens.verify(&token, NOW).expect("verify");
         assert_eq!(
-            (claims.sub, claims.sid, claims.ver, claims.role.as_str()),
-            (grant.user_id, grant.session_id, 3, "user")
+            (
+                grant.user_id,
+                grant.session_id,
+                grant.token_version,
+                grant.role
+            ),
+            (user_id, session_id, 3, Role::Admin)
         );
-        assert_eq!(claims.exp - claims.iat, 900);
+        assert_eq!(
+            (grant.issued_at, grant.expires_at),
+            (NOW, NOW + time::Duration::seconds(900))
+        );
     }
 
     #[test]
     fn tokens_expire_by_the_injected_clock() {
         let (_, entries) = keyring(&["k1"]);
         let tokens = signer(&entries);
-        let token = tokens.issue(grant(), NOW).expect("issue");
+        let token = issue(&tokens, NOW);
         assert!(
             tokens
                 .verify(&token, NOW + time::Duration::seconds(899))
@@ -363,7 +363,7 @@ mod tests {
     #[test]
     fn rotation_keeps_tokens_of_the_previous_key_valid() {
         let (old_text, old) = keyring(&["old"]);
-        let old_token = signer(&old).issue(grant(), NOW).expect("issue");
+        let old_token = issue(&signer(&old), NOW);
         let (new_text, new) = keyring(&["new"]);
         let rotated_text = SecretString::from(format!(
             "{},{}",
@@ -376,7 +376,7 @@ mod tests {
             tokens.verify(&old_token, NOW).is_ok(),
             "old key still verifies"
         );
-        let fresh = tokens.issue(grant(), NOW).expect("issue");
+        let fresh = issue(&tokens, NOW);
         assert_eq!(
             jsonwebtoken::decode_header(&fresh)
                 .expect("header")
@@ -395,12 +395,12 @@ mod tests {
     fn forged_altered_and_foreign_tokens_are_invalid() {
         let (_, entries) = keyring(&["k1"]);
         let tokens = signer(&entries);
-        let token = tokens.issue(grant(), NOW).expect("issue");
+        let token = issue(&tokens, NOW);
         let mut tampered = token.clone();
         tampered.pop();
         tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
         let (_, other) = keyring(&["k1"]);
-        let foreign = signer(&other).issue(grant(), NOW).expect("issue");
+        let foreign = issue(&signer(&other), NOW);
         let unsigned = {
             let parts: Vec<&str> = token.split('.').collect();
             let none_header = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -413,9 +413,8 @@ mod tests {
             "other".into(),
             Duration::from_secs(900),
         )
-        .expect("keys")
-        .issue(grant(), NOW)
-        .expect("issue");
+        .map(|tokens| issue(&tokens, NOW))
+        .expect("keys");
         for bad in [
             tampered.as_str(),
             foreign.as_str(),

@@ -5,6 +5,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use dashtam_domain::TokenDigest;
+use dashtam_domain::tokens::{IssuedToken, MalformedToken, OpaqueTokenIssuer, RandomnessError};
 use hmac::{Hmac, Mac};
 use rand::TryRngCore;
 use rand::rngs::OsRng;
@@ -18,35 +20,12 @@ pub const TOKEN_TEXT_LEN: usize = 43;
 /// The shortest token-hash secret accepted.
 pub const MIN_HASH_KEY_BYTES: usize = 32;
 
-/// A freshly issued token: the text for the client and the hash for storage.
-#[derive(Debug)]
-pub struct IssuedToken {
-    /// Shown once, to the client.
-    pub text: SecretString,
-    /// Stored.
-    pub hash: TokenHash,
-}
-
-/// HMAC-SHA-256 of a token under the server secret.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TokenHash(pub [u8; 32]);
-
-/// The operating system could not supply random bytes; no secret can be made safely.
-#[derive(Debug, thiserror::Error)]
-#[error("the OS random number generator failed: {0}")]
-pub struct RandomnessError(String);
-
 /// Fills `buffer` from the OS random number generator.
 pub fn fill_random(buffer: &mut [u8]) -> Result<(), RandomnessError> {
     OsRng
         .try_fill_bytes(buffer)
         .map_err(|error| RandomnessError(error.to_string()))
 }
-
-/// The token text is not shaped like one of ours (wrong length or alphabet): refused before any lookup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("malformed token")]
-pub struct MalformedToken;
 
 /// The token-hash secret is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,19 +66,28 @@ impl OpaqueTokens {
     }
 
     /// A new random token and its hash.
-    pub fn issue(&self) -> Result<IssuedToken, RandomnessError> {
+    fn hash_text(&self, text: &str) -> TokenDigest {
+        // HMAC accepts keys of any length, so construction cannot fail.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.expose_secret())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(text.as_bytes());
+        TokenDigest(mac.finalize().into_bytes().into())
+    }
+}
+
+impl OpaqueTokenIssuer for OpaqueTokens {
+    fn issue(&self) -> Result<IssuedToken, RandomnessError> {
         let mut bytes = zeroize::Zeroizing::new([0_u8; TOKEN_BYTES]);
         fill_random(bytes.as_mut())?;
         let text = URL_SAFE_NO_PAD.encode(bytes.as_ref());
-        let hash = self.hash_text(&text);
+        let digest = self.hash_text(&text);
         Ok(IssuedToken {
             text: SecretString::from(text),
-            hash,
+            digest,
         })
     }
 
-    /// The hash to look a presented token up by, after checking it is shaped like one of ours.
-    pub fn hash(&self, presented: &str) -> Result<TokenHash, MalformedToken> {
+    fn digest(&self, presented: &str) -> Result<TokenDigest, MalformedToken> {
         let well_formed = presented.len() == TOKEN_TEXT_LEN
             && presented
                 .bytes()
@@ -109,14 +97,6 @@ impl OpaqueTokens {
         } else {
             Err(MalformedToken)
         }
-    }
-
-    fn hash_text(&self, text: &str) -> TokenHash {
-        // HMAC accepts keys of any length, so construction cannot fail.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.expose_secret())
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(text.as_bytes());
-        TokenHash(mac.finalize().into_bytes().into())
     }
 }
 
@@ -146,20 +126,26 @@ mod tests {
         let second = tokens.issue().expect("randomness");
         assert_eq!(first.text.expose_secret().len(), TOKEN_TEXT_LEN);
         assert_ne!(first.text.expose_secret(), second.text.expose_secret());
-        assert_ne!(first.hash, second.hash);
+        assert_ne!(first.digest, second.digest);
     }
 
     #[test]
     fn hashing_the_presented_text_finds_the_stored_hash() {
         let tokens = tokens();
         let issued = tokens.issue().expect("randomness");
-        assert_eq!(tokens.hash(issued.text.expose_secret()), Ok(issued.hash));
+        assert_eq!(
+            tokens.digest(issued.text.expose_secret()),
+            Ok(issued.digest)
+        );
     }
 
     #[test]
     fn the_hash_depends_on_the_server_secret() {
         let issued = tokens().issue().expect("randomness");
-        assert_ne!(tokens().hash(issued.text.expose_secret()), Ok(issued.hash));
+        assert_ne!(
+            tokens().digest(issued.text.expose_secret()),
+            Ok(issued.digest)
+        );
     }
 
     #[test]
@@ -179,7 +165,7 @@ mod tests {
             format!("{}=", &valid[..42]),
             "é".repeat(22),
         ] {
-            assert_eq!(tokens.hash(&bad), Err(MalformedToken), "{bad:?}");
+            assert_eq!(tokens.digest(&bad), Err(MalformedToken), "{bad:?}");
         }
     }
 

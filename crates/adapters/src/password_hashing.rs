@@ -68,7 +68,12 @@ pub enum PasswordHashingOptionsError {
     #[error("invalid Argon2 parameters: {0}")]
     InvalidParams(String),
     /// Above the safety limits in [`PasswordHashingOptions`]; this hasher would refuse its own hashes.
-    #[error("Argon2 parameters exceed the limits (memory ≤ {max_memory_kib} KiB, iterations ≤ {max_iterations}, parallelism ≤ {max_parallelism})", max_memory_kib = PasswordHashingOptions::MAX_MEMORY_KIB, max_iterations = PasswordHashingOptions::MAX_ITERATIONS, max_parallelism = PasswordHashingOptions::MAX_PARALLELISM)]
+    #[error(
+        "Argon2 parameters exceed the safety limits (memory ≤ {} KiB, iterations ≤ {}, parallelism ≤ {})",
+        PasswordHashingOptions::MAX_MEMORY_KIB,
+        PasswordHashingOptions::MAX_ITERATIONS,
+        PasswordHashingOptions::MAX_PARALLELISM
+    )]
     AboveLimits,
     /// No hash could ever run.
     #[error("max_concurrent must be at least 1")]

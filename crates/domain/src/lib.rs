@@ -6,6 +6,7 @@ pub mod ids;
 pub mod password;
 pub mod ports;
 pub mod session;
+pub mod tokens;
 pub mod user;
 
 pub use clock::{Clock, SystemClock};
