@@ -58,64 +58,36 @@ pub struct KeyringEntry {
 
 impl std::fmt::Debug for KeyringEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyringEntry")
-            .field("kid", &self.kid)
-            .finish_non_exhaustive()
+        f.debug_struct("KeyringEntry").field("kid", &self.kid).finish_non_exhaustive()
     }
 }
 
 /// Parses `kid:base64key,kid:base64key,…` (the first is active), the format of `DASHTAM_KEYS__SIGNING` and
 /// `DASHTAM_KEYS__ENCRYPTION`.
-pub fn parse_keyring(
-    text: &SecretString,
-    min_key_bytes: usize,
-) -> Result<Vec<KeyringEntry>, KeyringError> {
+pub fn parse_keyring(text: &SecretString, min_key_bytes: usize) -> Result<Vec<KeyringEntry>, KeyringError> {
     let mut entries = Vec::new();
     let mut seen = HashSet::new();
-    for (index, entry) in text
-        .expose_secret()
-        .split(',')
-        .map(str::trim)
-        .filter(|entry| !entry.is_empty())
-        .enumerate()
-    {
+    for (index, entry) in text.expose_secret().split(',').map(str::trim).filter(|entry| !entry.is_empty()).enumerate() {
         let position = index + 1;
-        let (kid, encoded) = entry
-            .split_once(':')
-            .ok_or(KeyringError::NotKidColonKey(position))?;
+        let (kid, encoded) = entry.split_once(':').ok_or(KeyringError::NotKidColonKey(position))?;
         let kid_ok = (1..=64).contains(&kid.len())
-            && kid
-                .bytes()
-                .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'));
+            && kid.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'));
         if !kid_ok {
             return Err(KeyringError::InvalidKid(position));
         }
         let key = base64::engine::general_purpose::STANDARD
             .decode(encoded)
-            .or_else(|_| {
-                base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(encoded.trim_end_matches('='))
-            })
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded.trim_end_matches('=')))
             .map_err(|_| KeyringError::NotBase64(kid.to_owned()))?;
         if key.len() < min_key_bytes {
-            return Err(KeyringError::TooShort {
-                kid: kid.to_owned(),
-                len: key.len(),
-            });
+            return Err(KeyringError::TooShort { kid: kid.to_owned(), len: key.len() });
         }
         if !seen.insert(kid.to_owned()) {
             return Err(KeyringError::DuplicateKid(kid.to_owned()));
         }
-        entries.push(KeyringEntry {
-            kid: kid.to_owned(),
-            key: secrecy::SecretBox::new(Box::new(key)),
-        });
+        entries.push(KeyringEntry { kid: kid.to_owned(), key: secrecy::SecretBox::new(Box::new(key)) });
     }
-    if entries.is_empty() {
-        Err(KeyringError::Empty)
-    } else {
-        Ok(entries)
-    }
+    if entries.is_empty() { Err(KeyringError::Empty) } else { Ok(entries) }
 }
 
 /// What an access token says, as serialised.
@@ -175,12 +147,7 @@ impl AccessTokens {
             active_key: EncodingKey::from_secret(active.key.expose_secret()),
             verification_keys: keyring
                 .iter()
-                .map(|entry| {
-                    (
-                        entry.kid.clone(),
-                        DecodingKey::from_secret(entry.key.expose_secret()),
-                    )
-                })
+                .map(|entry| (entry.kid.clone(), DecodingKey::from_secret(entry.key.expose_secret())))
                 .collect(),
             issuer,
             audience,
@@ -203,8 +170,7 @@ impl AccessTokenCodec for AccessTokens {
         now: OffsetDateTime,
     ) -> Result<String, AccessTokenError> {
         let iat = now.unix_timestamp();
-        let lifetime =
-            i64::try_from(self.lifetime.as_secs()).map_err(|_| AccessTokenError::Invalid)?;
+        let lifetime = i64::try_from(self.lifetime.as_secs()).map_err(|_| AccessTokenError::Invalid)?;
         let claims = AccessClaims {
             sub: user_id.as_uuid(),
             sid: session_id.as_uuid(),
@@ -216,12 +182,8 @@ impl AccessTokenCodec for AccessTokens {
             aud: self.audience.clone(),
             typ: ACCESS_TOKEN_TYPE.to_owned(),
         };
-        let header = Header {
-            kid: Some(self.active_kid.clone()),
-            ..Header::new(Algorithm::HS256)
-        };
-        jsonwebtoken::encode(&header, &claims, &self.active_key)
-            .map_err(|_| AccessTokenError::Invalid)
+        let header = Header { kid: Some(self.active_kid.clone()), ..Header::new(Algorithm::HS256) };
+        jsonwebtoken::encode(&header, &claims, &self.active_key).map_err(|_| AccessTokenError::Invalid)
     }
 
     /// The claims of a token this server issued, if it is intact, of the right kind and not expired at `now`.
@@ -252,9 +214,7 @@ impl AccessTokenCodec for AccessTokens {
         if now.unix_timestamp() >= claims.exp {
             return Err(AccessTokenError::Expired);
         }
-        let instant = |seconds| {
-            OffsetDateTime::from_unix_timestamp(seconds).map_err(|_| AccessTokenError::Invalid)
-        };
+        let instant = |seconds| OffsetDateTime::from_unix_timestamp(seconds).map_err(|_| AccessTokenError::Invalid);
         Ok(AccessGrant {
             user_id: UserId::from_uuid(claims.sub),
             session_id: SessionId::from_uuid(claims.sid),
@@ -276,14 +236,7 @@ mod tests {
     fn keyring(kids: &[&str]) -> (SecretString, Vec<KeyringEntry>) {
         let text = kids
             .iter()
-            .map(|kid| {
-                format!(
-                    "{kid}:{}",
-                    generate_secret_base64(32)
-                        .expect("randomness")
-                        .expose_secret()
-                )
-            })
+            .map(|kid| format!("{kid}:{}", generate_secret_base64(32).expect("randomness").expose_secret()))
             .collect::<Vec<_>>()
             .join(",");
         let text = SecretString::from(text);
@@ -292,27 +245,14 @@ mod tests {
     }
 
     fn signer(entries: &[KeyringEntry]) -> AccessTokens {
-        AccessTokens::new(
-            entries,
-            "http://127.0.0.1:8000".into(),
-            "dashtam".into(),
-            Duration::from_secs(900),
-        )
-        .expect("keys")
+        AccessTokens::new(entries, "http://127.0.0.1:8000".into(), "dashtam".into(), Duration::from_secs(900))
+            .expect("keys")
     }
 
     const NOW: OffsetDateTime = datetime!(2025-10-03 10:00:00 UTC);
 
     fn issue(tokens: &AccessTokens, now: OffsetDateTime) -> String {
-        tokens
-            .issue(
-                UserId::generate(),
-                SessionId::generate(),
-                3,
-                Role::User,
-                now,
-            )
-            .expect("issue")
+        tokens.issue(UserId::generate(), SessionId::generate(), 3, Role::User, now).expect("issue")
     }
 
     #[test]
@@ -320,28 +260,15 @@ mod tests {
         let (_, entries) = keyring(&["k2"]);
         let tokens = signer(&entries);
         let (user_id, session_id) = (UserId::generate(), SessionId::generate());
-        let token = tokens
-            .issue(user_id, session_id, 3, Role::Admin, NOW)
-            .expect("issue");
+        let token = tokens.issue(user_id, session_id, 3, Role::Admin, NOW).expect("issue");
         let header = jsonwebtoken::decode_header(&token).expect("header");
-        assert_eq!(
-            (header.alg, header.kid.as_deref()),
-            (Algorithm::HS256, Some("k2"))
-        );
+        assert_eq!((header.alg, header.kid.as_deref()), (Algorithm::HS256, Some("k2")));
         let grant = tokens.verify(&token, NOW).expect("verify");
         assert_eq!(
-            (
-                grant.user_id,
-                grant.session_id,
-                grant.token_version,
-                grant.role
-            ),
+            (grant.user_id, grant.session_id, grant.token_version, grant.role),
             (user_id, session_id, 3, Role::Admin)
         );
-        assert_eq!(
-            (grant.issued_at, grant.expires_at),
-            (NOW, NOW + time::Duration::seconds(900))
-        );
+        assert_eq!((grant.issued_at, grant.expires_at), (NOW, NOW + time::Duration::seconds(900)));
     }
 
     #[test]
@@ -349,15 +276,8 @@ mod tests {
         let (_, entries) = keyring(&["k1"]);
         let tokens = signer(&entries);
         let token = issue(&tokens, NOW);
-        assert!(
-            tokens
-                .verify(&token, NOW + time::Duration::seconds(899))
-                .is_ok()
-        );
-        assert_eq!(
-            tokens.verify(&token, NOW + time::Duration::seconds(900)),
-            Err(AccessTokenError::Expired)
-        );
+        assert!(tokens.verify(&token, NOW + time::Duration::seconds(899)).is_ok());
+        assert_eq!(tokens.verify(&token, NOW + time::Duration::seconds(900)), Err(AccessTokenError::Expired));
     }
 
     #[test]
@@ -365,30 +285,14 @@ mod tests {
         let (old_text, old) = keyring(&["old"]);
         let old_token = issue(&signer(&old), NOW);
         let (new_text, new) = keyring(&["new"]);
-        let rotated_text = SecretString::from(format!(
-            "{},{}",
-            new_text.expose_secret(),
-            old_text.expose_secret()
-        ));
+        let rotated_text = SecretString::from(format!("{},{}", new_text.expose_secret(), old_text.expose_secret()));
         let rotated = parse_keyring(&rotated_text, MIN_SIGNING_KEY_BYTES).expect("valid keyring");
         let tokens = signer(&rotated);
-        assert!(
-            tokens.verify(&old_token, NOW).is_ok(),
-            "old key still verifies"
-        );
+        assert!(tokens.verify(&old_token, NOW).is_ok(), "old key still verifies");
         let fresh = issue(&tokens, NOW);
-        assert_eq!(
-            jsonwebtoken::decode_header(&fresh)
-                .expect("header")
-                .kid
-                .as_deref(),
-            Some("new")
-        );
+        assert_eq!(jsonwebtoken::decode_header(&fresh).expect("header").kid.as_deref(), Some("new"));
         // Once the old key is removed, its tokens stop verifying.
-        assert_eq!(
-            signer(&new).verify(&old_token, NOW),
-            Err(AccessTokenError::Invalid)
-        );
+        assert_eq!(signer(&new).verify(&old_token, NOW), Err(AccessTokenError::Invalid));
     }
 
     #[test]
@@ -403,32 +307,17 @@ mod tests {
         let foreign = issue(&signer(&other), NOW);
         let unsigned = {
             let parts: Vec<&str> = token.split('.').collect();
-            let none_header = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(r#"{"alg":"none","kid":"k1"}"#);
+            let none_header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"k1"}"#);
             format!("{none_header}.{}.", parts[1])
         };
-        let wrong_audience = AccessTokens::new(
-            &entries,
-            "http://127.0.0.1:8000".into(),
-            "other".into(),
-            Duration::from_secs(900),
-        )
-        .map(|tokens| issue(&tokens, NOW))
-        .expect("keys");
-        for bad in [
-            tampered.as_str(),
-            foreign.as_str(),
-            unsigned.as_str(),
-            wrong_audience.as_str(),
-            "",
-            "a.b.c",
-            "not a jwt",
-        ] {
-            assert_eq!(
-                tokens.verify(bad, NOW),
-                Err(AccessTokenError::Invalid),
-                "{bad}"
-            );
+        let wrong_audience =
+            AccessTokens::new(&entries, "http://127.0.0.1:8000".into(), "other".into(), Duration::from_secs(900))
+                .map(|tokens| issue(&tokens, NOW))
+                .expect("keys");
+        for bad in
+            [tampered.as_str(), foreign.as_str(), unsigned.as_str(), wrong_audience.as_str(), "", "a.b.c", "not a jwt"]
+        {
+            assert_eq!(tokens.verify(bad, NOW), Err(AccessTokenError::Invalid), "{bad}");
         }
     }
 
@@ -441,34 +330,16 @@ mod tests {
             ("nokey", KeyringError::NotKidColonKey(1)),
             (&*format!("bad kid!:{long}"), KeyringError::InvalidKid(1)),
             ("k1:%%%", KeyringError::NotBase64("k1".into())),
-            (
-                &*format!("k1:{short}"),
-                KeyringError::TooShort {
-                    kid: "k1".into(),
-                    len: 16,
-                },
-            ),
-            (
-                &*format!("k1:{long},k1:{long}"),
-                KeyringError::DuplicateKid("k1".into()),
-            ),
+            (&*format!("k1:{short}"), KeyringError::TooShort { kid: "k1".into(), len: 16 }),
+            (&*format!("k1:{long},k1:{long}"), KeyringError::DuplicateKid("k1".into())),
         ];
         for (text, expected) in cases {
-            let error = parse_keyring(&SecretString::from(text.to_owned()), MIN_SIGNING_KEY_BYTES)
-                .expect_err(text);
+            let error = parse_keyring(&SecretString::from(text.to_owned()), MIN_SIGNING_KEY_BYTES).expect_err(text);
             assert_eq!(error, expected);
             assert!(!error.to_string().contains(&long));
         }
         let (text, entries) = keyring(&["a", "b"]);
-        assert_eq!(
-            entries
-                .iter()
-                .map(|entry| entry.kid.as_str())
-                .collect::<Vec<_>>(),
-            ["a", "b"]
-        );
-        assert!(
-            !format!("{entries:?}").contains(text.expose_secret().split(':').nth(1).unwrap_or("x"))
-        );
+        assert_eq!(entries.iter().map(|entry| entry.kid.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert!(!format!("{entries:?}").contains(text.expose_secret().split(':').nth(1).unwrap_or("x")));
     }
 }

@@ -22,9 +22,7 @@ pub const MIN_HASH_KEY_BYTES: usize = 32;
 
 /// Fills `buffer` from the OS random number generator.
 pub fn fill_random(buffer: &mut [u8]) -> Result<(), RandomnessError> {
-    OsRng
-        .try_fill_bytes(buffer)
-        .map_err(|error| RandomnessError(error.to_string()))
+    OsRng.try_fill_bytes(buffer).map_err(|error| RandomnessError(error.to_string()))
 }
 
 /// The token-hash secret is unusable.
@@ -60,9 +58,7 @@ impl OpaqueTokens {
         if bytes.len() < MIN_HASH_KEY_BYTES {
             return Err(TokenHashKeyError::TooShort(bytes.len()));
         }
-        Ok(Self {
-            key: SecretBox::new(Box::new(bytes)),
-        })
+        Ok(Self { key: SecretBox::new(Box::new(bytes)) })
     }
 
     /// A new random token and its hash.
@@ -81,22 +77,13 @@ impl OpaqueTokenIssuer for OpaqueTokens {
         fill_random(bytes.as_mut())?;
         let text = URL_SAFE_NO_PAD.encode(bytes.as_ref());
         let digest = self.hash_text(&text);
-        Ok(IssuedToken {
-            text: SecretString::from(text),
-            digest,
-        })
+        Ok(IssuedToken { text: SecretString::from(text), digest })
     }
 
     fn digest(&self, presented: &str) -> Result<TokenDigest, MalformedToken> {
         let well_formed = presented.len() == TOKEN_TEXT_LEN
-            && presented
-                .bytes()
-                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
-        if well_formed {
-            Ok(self.hash_text(presented))
-        } else {
-            Err(MalformedToken)
-        }
+            && presented.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+        if well_formed { Ok(self.hash_text(presented)) } else { Err(MalformedToken) }
     }
 }
 
@@ -105,9 +92,7 @@ impl OpaqueTokenIssuer for OpaqueTokens {
 pub fn generate_secret_base64(bytes: usize) -> Result<SecretString, RandomnessError> {
     let mut secret = zeroize::Zeroizing::new(vec![0_u8; bytes]);
     fill_random(&mut secret)?;
-    Ok(SecretString::from(
-        base64::engine::general_purpose::STANDARD.encode(secret.as_slice()),
-    ))
+    Ok(SecretString::from(base64::engine::general_purpose::STANDARD.encode(secret.as_slice())))
 }
 
 #[cfg(test)]
@@ -115,8 +100,7 @@ mod tests {
     use super::*;
 
     fn tokens() -> OpaqueTokens {
-        OpaqueTokens::from_base64(&generate_secret_base64(32).expect("randomness"))
-            .expect("valid key")
+        OpaqueTokens::from_base64(&generate_secret_base64(32).expect("randomness")).expect("valid key")
     }
 
     #[test]
@@ -133,30 +117,19 @@ mod tests {
     fn hashing_the_presented_text_finds_the_stored_hash() {
         let tokens = tokens();
         let issued = tokens.issue().expect("randomness");
-        assert_eq!(
-            tokens.digest(issued.text.expose_secret()),
-            Ok(issued.digest)
-        );
+        assert_eq!(tokens.digest(issued.text.expose_secret()), Ok(issued.digest));
     }
 
     #[test]
     fn the_hash_depends_on_the_server_secret() {
         let issued = tokens().issue().expect("randomness");
-        assert_ne!(
-            tokens().digest(issued.text.expose_secret()),
-            Ok(issued.digest)
-        );
+        assert_ne!(tokens().digest(issued.text.expose_secret()), Ok(issued.digest));
     }
 
     #[test]
     fn malformed_tokens_are_refused_before_lookup() {
         let tokens = tokens();
-        let valid = tokens
-            .issue()
-            .expect("randomness")
-            .text
-            .expose_secret()
-            .to_owned();
+        let valid = tokens.issue().expect("randomness").text.expose_secret().to_owned();
         for bad in [
             String::new(),
             valid[..42].to_owned(),
@@ -171,10 +144,7 @@ mod tests {
 
     #[test]
     fn keys_must_be_base64_and_long_enough() {
-        assert_eq!(
-            OpaqueTokens::from_base64(&SecretString::from("!!!")).map(drop),
-            Err(TokenHashKeyError::NotBase64)
-        );
+        assert_eq!(OpaqueTokens::from_base64(&SecretString::from("!!!")).map(drop), Err(TokenHashKeyError::NotBase64));
         let short = base64::engine::general_purpose::STANDARD.encode([7_u8; 16]);
         assert_eq!(
             OpaqueTokens::from_base64(&SecretString::from(short)).map(drop),

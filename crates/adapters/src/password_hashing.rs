@@ -112,13 +112,8 @@ impl Argon2PasswordHasher {
         if options.max_concurrent == 0 {
             return Err(PasswordHashingOptionsError::NoConcurrency);
         }
-        let params = Params::new(
-            options.memory_kib,
-            options.iterations,
-            options.parallelism,
-            None,
-        )
-        .map_err(|error| PasswordHashingOptionsError::InvalidParams(error.to_string()))?;
+        let params = Params::new(options.memory_kib, options.iterations, options.parallelism, None)
+            .map_err(|error| PasswordHashingOptionsError::InvalidParams(error.to_string()))?;
         if !within_limits(&params) {
             return Err(PasswordHashingOptionsError::AboveLimits);
         }
@@ -159,8 +154,7 @@ impl PasswordHasher for Argon2PasswordHasher {
     async fn hash(&self, password: &Password) -> Result<String, PasswordHashError> {
         let plaintext = Zeroizing::new(password.expose().as_bytes().to_vec());
         let params = self.params.clone();
-        self.run_bounded(move || hash_blocking(&params, &plaintext))
-            .await
+        self.run_bounded(move || hash_blocking(&params, &plaintext)).await
     }
 
     async fn verify(
@@ -172,10 +166,7 @@ impl PasswordHasher for Argon2PasswordHasher {
         let stored = stored.map(str::to_owned);
         let params = self.params.clone();
         let dummy_hash = Arc::clone(&self.dummy_hash);
-        self.run_bounded(move || {
-            verify_blocking(&params, &dummy_hash, &plaintext, stored.as_deref())
-        })
-        .await
+        self.run_bounded(move || verify_blocking(&params, &dummy_hash, &plaintext, stored.as_deref())).await
     }
 }
 
@@ -210,14 +201,9 @@ enum StoredHash<'a> {
 }
 
 fn classify(stored: &str) -> StoredHash<'_> {
-    if ["$2a$", "$2b$", "$2y$"]
-        .iter()
-        .any(|prefix| stored.starts_with(prefix))
-    {
+    if ["$2a$", "$2b$", "$2y$"].iter().any(|prefix| stored.starts_with(prefix)) {
         return match stored.parse::<bcrypt::HashParts>() {
-            Ok(parts) if parts.get_cost() <= PasswordHashingOptions::MAX_BCRYPT_COST => {
-                StoredHash::Bcrypt(stored)
-            }
+            Ok(parts) if parts.get_cost() <= PasswordHashingOptions::MAX_BCRYPT_COST => StoredHash::Bcrypt(stored),
             _ => StoredHash::Invalid,
         };
     }
@@ -269,9 +255,7 @@ fn verify_blocking(
             // The stored hash names its own algorithm, version and parameters; verify_password uses them
             // and compares in constant time.
             match argon2id(params).verify_password(plaintext, &hash) {
-                Ok(()) => Ok(PasswordVerification::Match {
-                    needs_rehash: needs_rehash(&hash, params),
-                }),
+                Ok(()) => Ok(PasswordVerification::Match { needs_rehash: needs_rehash(&hash, params) }),
                 Err(argon2::password_hash::Error::Password) => Ok(PasswordVerification::Mismatch),
                 Err(_) => Err(PasswordHashError::InvalidStoredHash),
             }
@@ -300,12 +284,7 @@ mod tests {
 
     /// Small enough that tests run in milliseconds, still real Argon2id.
     fn fast_options() -> PasswordHashingOptions {
-        PasswordHashingOptions {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-            max_concurrent: 2,
-        }
+        PasswordHashingOptions { memory_kib: 64, iterations: 1, parallelism: 1, max_concurrent: 2 }
     }
 
     fn hasher(options: PasswordHashingOptions) -> Argon2PasswordHasher {
@@ -327,86 +306,39 @@ mod tests {
 
     #[test]
     fn bad_options_are_refused() {
-        let zero = PasswordHashingOptions {
-            max_concurrent: 0,
-            ..fast_options()
-        };
-        assert_eq!(
-            Argon2PasswordHasher::new(zero).err(),
-            Some(PasswordHashingOptionsError::NoConcurrency)
-        );
-        let tiny = PasswordHashingOptions {
-            memory_kib: 1,
-            ..fast_options()
-        };
-        assert!(matches!(
-            Argon2PasswordHasher::new(tiny),
-            Err(PasswordHashingOptionsError::InvalidParams(_))
-        ));
-        let huge = PasswordHashingOptions {
-            memory_kib: PasswordHashingOptions::MAX_MEMORY_KIB + 1,
-            ..fast_options()
-        };
-        assert_eq!(
-            Argon2PasswordHasher::new(huge).err(),
-            Some(PasswordHashingOptionsError::AboveLimits)
-        );
+        let zero = PasswordHashingOptions { max_concurrent: 0, ..fast_options() };
+        assert_eq!(Argon2PasswordHasher::new(zero).err(), Some(PasswordHashingOptionsError::NoConcurrency));
+        let tiny = PasswordHashingOptions { memory_kib: 1, ..fast_options() };
+        assert!(matches!(Argon2PasswordHasher::new(tiny), Err(PasswordHashingOptionsError::InvalidParams(_))));
+        let huge = PasswordHashingOptions { memory_kib: PasswordHashingOptions::MAX_MEMORY_KIB + 1, ..fast_options() };
+        assert_eq!(Argon2PasswordHasher::new(huge).err(), Some(PasswordHashingOptionsError::AboveLimits));
     }
 
     #[tokio::test]
     async fn default_parameters_hash_and_verify() {
         let hasher = hasher(PasswordHashingOptions::default());
         let started = Instant::now();
-        let hash = hasher
-            .hash(&password("correct horse battery staple"))
-            .await
-            .expect("hashes");
+        let hash = hasher.hash(&password("correct horse battery staple")).await.expect("hashes");
         let hashed_in = started.elapsed();
-        assert!(
-            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "{hash}"
-        );
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
         let started = Instant::now();
-        let verdict = hasher
-            .verify(&password("correct horse battery staple"), Some(&hash))
-            .await
-            .expect("verifies");
+        let verdict = hasher.verify(&password("correct horse battery staple"), Some(&hash)).await.expect("verifies");
         let verified_in = started.elapsed();
-        assert_eq!(
-            verdict,
-            PasswordVerification::Match {
-                needs_rehash: false
-            }
-        );
+        assert_eq!(verdict, PasswordVerification::Match { needs_rehash: false });
         eprintln!("default parameters: hash {hashed_in:?}, verify {verified_in:?}");
     }
 
     #[tokio::test]
     async fn hash_then_verify_and_reject_a_wrong_password() {
         let hasher = hasher(fast_options());
-        let hash = hasher
-            .hash(&password("tangerine quartz"))
-            .await
-            .expect("hashes");
+        let hash = hasher.hash(&password("tangerine quartz")).await.expect("hashes");
         assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
         assert_eq!(
-            hasher
-                .verify(&password("tangerine quartz"), Some(&hash))
-                .await,
-            Ok(PasswordVerification::Match {
-                needs_rehash: false
-            })
+            hasher.verify(&password("tangerine quartz"), Some(&hash)).await,
+            Ok(PasswordVerification::Match { needs_rehash: false })
         );
-        assert_eq!(
-            hasher
-                .verify(&password("tangerine quartZ"), Some(&hash))
-                .await,
-            Ok(PasswordVerification::Mismatch)
-        );
-        assert_eq!(
-            hasher.verify(&password(""), Some(&hash)).await,
-            Ok(PasswordVerification::Mismatch)
-        );
+        assert_eq!(hasher.verify(&password("tangerine quartZ"), Some(&hash)).await, Ok(PasswordVerification::Mismatch));
+        assert_eq!(hasher.verify(&password(""), Some(&hash)).await, Ok(PasswordVerification::Mismatch));
     }
 
     #[tokio::test]
@@ -424,26 +356,14 @@ mod tests {
         let hash = hasher.hash(&password(&long)).await.expect("hashes");
         let mut last_changed: String = long.chars().take(127).collect();
         last_changed.push('e');
-        assert!(
-            hasher
-                .verify(&password(&long), Some(&hash))
-                .await
-                .expect("ok")
-                .is_match()
-        );
-        assert_eq!(
-            hasher.verify(&password(&last_changed), Some(&hash)).await,
-            Ok(PasswordVerification::Mismatch)
-        );
+        assert!(hasher.verify(&password(&long), Some(&hash)).await.expect("ok").is_match());
+        assert_eq!(hasher.verify(&password(&last_changed), Some(&hash)).await, Ok(PasswordVerification::Mismatch));
     }
 
     #[tokio::test]
     async fn an_unknown_account_is_a_mismatch_after_real_argon2_work() {
         let hasher = hasher(fast_options());
-        assert_eq!(
-            hasher.verify(&password("anything at all"), None).await,
-            Ok(PasswordVerification::Mismatch)
-        );
+        assert_eq!(hasher.verify(&password("anything at all"), None).await, Ok(PasswordVerification::Mismatch));
         // The dummy is a genuine Argon2id hash with the current parameters, so verifying against it does
         // the same work as verifying a real account's up-to-date hash.
         match classify(&hasher.dummy_hash) {
@@ -455,29 +375,15 @@ mod tests {
     #[tokio::test]
     async fn changed_parameters_ask_for_a_rehash() {
         let old = hasher(fast_options());
-        let hash = old
-            .hash(&password("tangerine quartz"))
-            .await
-            .expect("hashes");
+        let hash = old.hash(&password("tangerine quartz")).await.expect("hashes");
         for options in [
-            PasswordHashingOptions {
-                memory_kib: 128,
-                ..fast_options()
-            },
-            PasswordHashingOptions {
-                iterations: 2,
-                ..fast_options()
-            },
-            PasswordHashingOptions {
-                parallelism: 2,
-                ..fast_options()
-            },
+            PasswordHashingOptions { memory_kib: 128, ..fast_options() },
+            PasswordHashingOptions { iterations: 2, ..fast_options() },
+            PasswordHashingOptions { parallelism: 2, ..fast_options() },
         ] {
             let current = hasher(options);
             assert_eq!(
-                current
-                    .verify(&password("tangerine quartz"), Some(&hash))
-                    .await,
+                current.verify(&password("tangerine quartz"), Some(&hash)).await,
                 Ok(PasswordVerification::Match { needs_rehash: true })
             );
         }
@@ -494,9 +400,7 @@ mod tests {
             .to_string();
         assert!(argon2i.starts_with("$argon2i$"));
         assert_eq!(
-            current
-                .verify(&password("tangerine quartz"), Some(&argon2i))
-                .await,
+            current.verify(&password("tangerine quartz"), Some(&argon2i)).await,
             Ok(PasswordVerification::Match { needs_rehash: true })
         );
     }
@@ -507,27 +411,17 @@ mod tests {
         let legacy = bcrypt::hash("tangerine quartz", 4).expect("bcrypt hashes");
         assert!(legacy.starts_with("$2b$04$"));
         assert_eq!(
-            hasher
-                .verify(&password("tangerine quartz"), Some(&legacy))
-                .await,
+            hasher.verify(&password("tangerine quartz"), Some(&legacy)).await,
             Ok(PasswordVerification::Match { needs_rehash: true })
         );
         assert_eq!(
-            hasher
-                .verify(&password("tangerine quartZ"), Some(&legacy))
-                .await,
+            hasher.verify(&password("tangerine quartZ"), Some(&legacy)).await,
             Ok(PasswordVerification::Mismatch)
         );
         // The same hash as other implementations spell the prefix.
         for prefix in ["$2a$", "$2y$"] {
             let respelled = legacy.replacen("$2b$", prefix, 1);
-            assert!(
-                hasher
-                    .verify(&password("tangerine quartz"), Some(&respelled))
-                    .await
-                    .expect("verifies")
-                    .is_match()
-            );
+            assert!(hasher.verify(&password("tangerine quartz"), Some(&respelled)).await.expect("verifies").is_match());
         }
     }
 
@@ -537,22 +431,13 @@ mod tests {
         let long = "k".repeat(80);
         let legacy = bcrypt::hash(&long, 4).expect("bcrypt hashes");
         let same_prefix = format!("{}different tail", "k".repeat(72));
-        assert!(
-            hasher
-                .verify(&password(&same_prefix), Some(&legacy))
-                .await
-                .expect("verifies")
-                .is_match()
-        );
+        assert!(hasher.verify(&password(&same_prefix), Some(&legacy)).await.expect("verifies").is_match());
     }
 
     #[tokio::test]
     async fn damaged_or_unsupported_hashes_are_errors_not_panics() {
         let hasher = hasher(fast_options());
-        let real = hasher
-            .hash(&password("tangerine quartz"))
-            .await
-            .expect("hashes");
+        let real = hasher.hash(&password("tangerine quartz")).await.expect("hashes");
         let bcrypt_real = bcrypt::hash("tangerine quartz", 4).expect("bcrypt hashes");
         let garbage = [
             String::new(),
@@ -584,23 +469,16 @@ mod tests {
             "$argon2id$v=19$m=64,t=1,p=1$".repeat(1000),
         ];
         for stored in &garbage {
-            let verdict = hasher
-                .verify(&password("tangerine quartz"), Some(stored))
-                .await;
+            let verdict = hasher.verify(&password("tangerine quartz"), Some(stored)).await;
             assert!(
-                matches!(
-                    verdict,
-                    Err(PasswordHashError::InvalidStoredHash) | Ok(PasswordVerification::Mismatch)
-                ),
+                matches!(verdict, Err(PasswordHashError::InvalidStoredHash) | Ok(PasswordVerification::Mismatch)),
                 "{stored:?} gave {verdict:?}"
             );
         }
         // Clearly damaged values are reported, not passed off as a wrong password.
         for stored in ["", "plaintext-password", "$argon2id$v=19$m=64,t=1,p=1"] {
             assert_eq!(
-                hasher
-                    .verify(&password("tangerine quartz"), Some(stored))
-                    .await,
+                hasher.verify(&password("tangerine quartz"), Some(stored)).await,
                 Err(PasswordHashError::InvalidStoredHash),
                 "{stored:?}"
             );
@@ -609,15 +487,9 @@ mod tests {
 
     #[tokio::test]
     async fn the_semaphore_makes_callers_wait_for_a_free_slot() {
-        let hasher = hasher(PasswordHashingOptions {
-            max_concurrent: 1,
-            ..fast_options()
-        });
+        let hasher = hasher(PasswordHashingOptions { max_concurrent: 1, ..fast_options() });
         // Take the only slot, as a hash in progress would.
-        let held = Arc::clone(&hasher.permits)
-            .acquire_owned()
-            .await
-            .expect("semaphore open");
+        let held = Arc::clone(&hasher.permits).acquire_owned().await.expect("semaphore open");
         let waiting = {
             let hasher = hasher.clone();
             tokio::spawn(async move { hasher.hash(&password("tangerine quartz")).await })

@@ -33,9 +33,7 @@ pub struct RedisSharedState {
 impl std::fmt::Debug for RedisSharedState {
     // The client holds the URL, which may carry a password; it is left out.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisSharedState")
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
+        f.debug_struct("RedisSharedState").field("timeout", &self.timeout).finish_non_exhaustive()
     }
 }
 
@@ -49,11 +47,7 @@ impl RedisSharedState {
     /// connection attempt and every command, so a dead Redis never holds a request for long.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, RedisSharedStateError> {
         let client = redis::Client::open(url).map_err(RedisSharedStateError)?;
-        Ok(Self {
-            client,
-            timeout,
-            connection: Mutex::new(None),
-        })
+        Ok(Self { client, timeout, connection: Mutex::new(None) })
     }
 
     /// A live connection manager, connecting first if needed.
@@ -66,12 +60,10 @@ impl RedisSharedState {
             .set_connection_timeout(self.timeout)
             .set_response_timeout(self.timeout)
             .set_number_of_retries(1);
-        let connection = tokio::time::timeout(
-            self.timeout,
-            ConnectionManager::new_with_config(self.client.clone(), config),
-        )
-        .await
-        .map_err(|_| "timed out connecting to Redis")??;
+        let connection =
+            tokio::time::timeout(self.timeout, ConnectionManager::new_with_config(self.client.clone(), config))
+                .await
+                .map_err(|_| "timed out connecting to Redis")??;
         *slot = Some(connection.clone());
         Ok(connection)
     }
@@ -85,16 +77,9 @@ impl SharedState for RedisSharedState {
 
     async fn ping(&self) -> Result<(), BoxError> {
         let mut connection = self.connection().await?;
-        let reply: String = tokio::time::timeout(
-            self.timeout,
-            redis::cmd("PING").query_async(&mut connection),
-        )
-        .await
-        .map_err(|_| "timed out waiting for Redis")??;
-        if reply == "PONG" {
-            Ok(())
-        } else {
-            Err(format!("unexpected PING reply {reply:?}").into())
-        }
+        let reply: String = tokio::time::timeout(self.timeout, redis::cmd("PING").query_async(&mut connection))
+            .await
+            .map_err(|_| "timed out waiting for Redis")??;
+        if reply == "PONG" { Ok(()) } else { Err(format!("unexpected PING reply {reply:?}").into()) }
     }
 }

@@ -44,9 +44,7 @@ impl DateTimeError {
 
     fn message(self) -> &'static str {
         match self {
-            Self::Naive => {
-                "the time has no UTC offset; add one, e.g. 2025-10-03T10:00:00Z or +02:00"
-            }
+            Self::Naive => "the time has no UTC offset; add one, e.g. 2025-10-03T10:00:00Z or +02:00",
             Self::Invalid => "expected an RFC 3339 timestamp such as 2025-10-03T10:00:00Z",
         }
     }
@@ -75,10 +73,7 @@ fn is_naive_datetime(input: &str) -> bool {
     PrimitiveDateTime::parse(&with_t, &Iso8601::DEFAULT).is_ok()
 }
 
-fn visit_str_with<T, E: de::Error>(
-    value: &str,
-    parse: impl Fn(&str) -> Result<T, DateTimeError>,
-) -> Result<T, E> {
+fn visit_str_with<T, E: de::Error>(value: &str, parse: impl Fn(&str) -> Result<T, DateTimeError>) -> Result<T, E> {
     parse(value).map_err(|error| E::custom(coded_message(error.code(), error.message())))
 }
 
@@ -100,11 +95,7 @@ impl<'de> Deserialize<'de> for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let formatted = self
-            .0
-            .to_offset(UtcOffset::UTC)
-            .format(&Rfc3339)
-            .map_err(serde::ser::Error::custom)?;
+        let formatted = self.0.to_offset(UtcOffset::UTC).format(&Rfc3339).map_err(serde::ser::Error::custom)?;
         serializer.serialize_str(&formatted)
     }
 }
@@ -133,72 +124,39 @@ mod tests {
 
     #[test]
     fn offsets_are_honoured_and_normalised_to_utc() {
-        assert_eq!(
-            parse_timestamp("2025-10-03T10:00:00Z"),
-            Ok(datetime!(2025-10-03 10:00:00 UTC))
-        );
-        assert_eq!(
-            parse_timestamp("2025-10-03T12:00:00+02:00"),
-            Ok(datetime!(2025-10-03 10:00:00 UTC))
-        );
-        assert_eq!(
-            parse_timestamp("2025-10-03T10:00:00.250-05:30"),
-            Ok(datetime!(2025-10-03 15:30:00.25 UTC))
-        );
+        assert_eq!(parse_timestamp("2025-10-03T10:00:00Z"), Ok(datetime!(2025-10-03 10:00:00 UTC)));
+        assert_eq!(parse_timestamp("2025-10-03T12:00:00+02:00"), Ok(datetime!(2025-10-03 10:00:00 UTC)));
+        assert_eq!(parse_timestamp("2025-10-03T10:00:00.250-05:30"), Ok(datetime!(2025-10-03 15:30:00.25 UTC)));
         assert!(parse_timestamp("2025-10-03T10:00:00Z").is_ok_and(|t| t.offset().is_utc()));
     }
 
     #[test]
     fn naive_datetimes_are_named_as_such() {
-        for naive in [
-            "2025-10-03T10:00:00",
-            "2025-10-03 10:00:00",
-            "2025-10-03T10:00:00.123",
-            "2025-10-03T10:00",
-        ] {
+        for naive in ["2025-10-03T10:00:00", "2025-10-03 10:00:00", "2025-10-03T10:00:00.123", "2025-10-03T10:00"] {
             assert_eq!(parse_timestamp(naive), Err(DateTimeError::Naive), "{naive}");
         }
     }
 
     #[test]
     fn garbage_is_invalid_not_naive() {
-        for garbage in [
-            "",
-            "yesterday",
-            "2025-13-03T10:00:00Z",
-            "10:00:00Z",
-            "2025-10-03",
-        ] {
-            assert_eq!(
-                parse_timestamp(garbage),
-                Err(DateTimeError::Invalid),
-                "{garbage}"
-            );
+        for garbage in ["", "yesterday", "2025-13-03T10:00:00Z", "10:00:00Z", "2025-10-03"] {
+            assert_eq!(parse_timestamp(garbage), Err(DateTimeError::Invalid), "{garbage}");
         }
     }
 
     #[test]
     fn filters_accept_dates_and_instants() {
-        assert_eq!(
-            parse_date_or_timestamp("2025-10-03"),
-            Ok(DateOrTimestamp::Date(date!(2025 - 10 - 03)))
-        );
+        assert_eq!(parse_date_or_timestamp("2025-10-03"), Ok(DateOrTimestamp::Date(date!(2025 - 10 - 03))));
         assert_eq!(
             parse_date_or_timestamp("2025-10-03T00:00:00+01:00"),
-            Ok(DateOrTimestamp::Timestamp(
-                datetime!(2025-10-02 23:00:00 UTC)
-            ))
+            Ok(DateOrTimestamp::Timestamp(datetime!(2025-10-02 23:00:00 UTC)))
         );
-        assert_eq!(
-            parse_date_or_timestamp("2025-10-03T00:00:00"),
-            Err(DateTimeError::Naive)
-        );
+        assert_eq!(parse_date_or_timestamp("2025-10-03T00:00:00"), Err(DateTimeError::Naive));
     }
 
     #[test]
     fn timestamps_serialise_in_utc_with_z() {
-        let json = serde_json::to_string(&Timestamp(datetime!(2025-10-03 12:00:00 +02:00)))
-            .expect("serialises");
+        let json = serde_json::to_string(&Timestamp(datetime!(2025-10-03 12:00:00 +02:00))).expect("serialises");
         assert_eq!(json, "\"2025-10-03T10:00:00Z\"");
     }
 }

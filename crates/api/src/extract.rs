@@ -45,20 +45,14 @@ where
             )
             .with_detail("Send the body as application/json."));
         }
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    Problem::payload_too_large()
-                } else {
-                    Problem::new(
-                        StatusCode::BAD_REQUEST,
-                        "unreadable_body",
-                        "Unreadable body",
-                    )
+        let body = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::payload_too_large()
+            } else {
+                Problem::new(StatusCode::BAD_REQUEST, "unreadable_body", "Unreadable body")
                     .with_detail("The request body could not be read.")
-                }
-            })?;
+            }
+        })?;
         let value: T = parse_json(&body)?;
         value.validate().map_err(Problem::validation)?;
         Ok(Self(value))
@@ -74,8 +68,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
-        let deserializer =
-            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         let value: T = serde_path_to_error::deserialize(deserializer).map_err(|error| {
             let field = field_path(error.path());
             problem_from_field_errors(vec![classify(field, &error.inner().to_string())])
@@ -86,17 +79,12 @@ where
 }
 
 fn has_json_content_type(request: &Request) -> bool {
-    let Some(content_type) = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-    else {
+    let Some(content_type) = request.headers().get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()) else {
         return false;
     };
     content_type.parse::<mime::Mime>().is_ok_and(|mime| {
         mime.type_() == mime::APPLICATION
-            && (mime.subtype() == mime::JSON
-                || mime.suffix().is_some_and(|suffix| suffix == mime::JSON))
+            && (mime.subtype() == mime::JSON || mime.suffix().is_some_and(|suffix| suffix == mime::JSON))
     })
 }
 
@@ -113,29 +101,19 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let field = field_path(error.path());
-        problem_from_field_errors(vec![classify(
-            field,
-            &strip_position(&error.inner().to_string()),
-        )])
+        problem_from_field_errors(vec![classify(field, &strip_position(&error.inner().to_string()))])
     })
 }
 
 /// `items[2].amount` style path, or empty for the document itself.
 fn field_path(path: &serde_path_to_error::Path) -> String {
     let rendered = path.to_string();
-    if rendered == "." {
-        String::new()
-    } else {
-        rendered
-    }
+    if rendered == "." { String::new() } else { rendered }
 }
 
 /// serde_json appends " at line L column C" to data errors; the field path already says where.
 fn strip_position(message: &str) -> String {
-    message
-        .rsplit_once(" at line ")
-        .map_or(message, |(head, _)| head)
-        .to_owned()
+    message.rsplit_once(" at line ").map_or(message, |(head, _)| head).to_owned()
 }
 
 /// Turns one serde message into a field error with a stable code.
@@ -145,24 +123,16 @@ fn classify(field: String, message: &str) -> FieldError {
     {
         return FieldError::new(field, code.to_owned(), text);
     }
-    if let Some(name) = message
-        .strip_prefix("unknown field `")
-        .and_then(|rest| rest.split_once('`'))
-        .map(|(name, _)| name)
+    if let Some(name) =
+        message.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`')).map(|(name, _)| name)
     {
         let field = join_path(&field, name);
         return FieldError::new(field, "unknown_field", format!("unknown field `{name}`"));
     }
-    if let Some(name) = message
-        .strip_prefix("missing field `")
-        .and_then(|rest| rest.split_once('`'))
-        .map(|(name, _)| name)
+    if let Some(name) =
+        message.strip_prefix("missing field `").and_then(|rest| rest.split_once('`')).map(|(name, _)| name)
     {
-        return FieldError::new(
-            join_path(&field, name),
-            "required",
-            "this field is required",
-        );
+        return FieldError::new(join_path(&field, name), "required", "this field is required");
     }
     if message.starts_with("invalid type") {
         return FieldError::new(field, "invalid_type", message);
@@ -173,11 +143,7 @@ fn classify(field: String, message: &str) -> FieldError {
 fn join_path(parent: &str, name: &str) -> String {
     // serde_path_to_error already includes an unknown key in the path on some inputs; do not repeat it.
     if parent.is_empty() || parent == name || parent.ends_with(&format!(".{name}")) {
-        if parent.is_empty() {
-            name.to_owned()
-        } else {
-            parent.to_owned()
-        }
+        if parent.is_empty() { name.to_owned() } else { parent.to_owned() }
     } else {
         format!("{parent}.{name}")
     }
@@ -185,24 +151,15 @@ fn join_path(parent: &str, name: &str) -> String {
 
 /// The problem for deserialisation failures: the most specific code of its field errors.
 fn problem_from_field_errors(errors: Vec<FieldError>) -> Problem {
-    let code = ["unknown_field", "naive_datetime"]
-        .into_iter()
-        .find(|code| errors.iter().any(|error| error.code == *code));
+    let code =
+        ["unknown_field", "naive_datetime"].into_iter().find(|code| errors.iter().any(|error| error.code == *code));
     match code {
-        Some("unknown_field") => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_field",
-            "Unknown field",
-        )
-        .with_detail("The request has a field this endpoint does not accept; see errors.")
-        .with_errors(errors),
-        Some(_) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "naive_datetime",
-            "Time without offset",
-        )
-        .with_detail("A date-time has no UTC offset; see errors.")
-        .with_errors(errors),
+        Some("unknown_field") => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_field", "Unknown field")
+            .with_detail("The request has a field this endpoint does not accept; see errors.")
+            .with_errors(errors),
+        Some(_) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "naive_datetime", "Time without offset")
+            .with_detail("A date-time has no UTC offset; see errors.")
+            .with_errors(errors),
         None => Problem::validation(errors),
     }
 }
@@ -236,31 +193,21 @@ mod tests {
 
     #[test]
     fn well_formed_bodies_parse() {
-        assert!(
-            parse_json::<Body>(br#"{"name":"a","at":"2025-10-03T10:00:00Z","inner":{"count":1}}"#)
-                .is_ok()
-        );
+        assert!(parse_json::<Body>(br#"{"name":"a","at":"2025-10-03T10:00:00Z","inner":{"count":1}}"#).is_ok());
     }
 
     #[test]
     fn syntax_errors_are_malformed_json() {
         for body in ["{", "", "{\"name\":}", "[1,2", "{\"name\":\"a\"} trailing"] {
             let problem = problem_for(body);
-            assert_eq!(
-                (problem.status(), problem.code()),
-                (StatusCode::BAD_REQUEST, "malformed_json"),
-                "{body}"
-            );
+            assert_eq!((problem.status(), problem.code()), (StatusCode::BAD_REQUEST, "malformed_json"), "{body}");
         }
     }
 
     #[test]
     fn unknown_fields_are_named() {
         let problem = problem_for(r#"{"name":"a","admin":true}"#);
-        assert_eq!(
-            (problem.status(), problem.code()),
-            (StatusCode::UNPROCESSABLE_ENTITY, "unknown_field")
-        );
+        assert_eq!((problem.status(), problem.code()), (StatusCode::UNPROCESSABLE_ENTITY, "unknown_field"));
         assert_eq!(problem.errors()[0].field, "admin");
         let nested = problem_for(r#"{"name":"a","inner":{"count":1,"extra":2}}"#);
         assert_eq!(nested.errors()[0].field, "inner.extra");
@@ -270,19 +217,10 @@ mod tests {
     fn wrong_shapes_are_validation_failures() {
         let missing = problem_for(r#"{"at":"2025-10-03T10:00:00Z"}"#);
         assert_eq!(missing.code(), "validation_failed");
-        assert_eq!(
-            (
-                missing.errors()[0].field.as_str(),
-                missing.errors()[0].code.as_ref()
-            ),
-            ("name", "required")
-        );
+        assert_eq!((missing.errors()[0].field.as_str(), missing.errors()[0].code.as_ref()), ("name", "required"));
         let wrong_type = problem_for(r#"{"name":5}"#);
         assert_eq!(
-            (
-                wrong_type.errors()[0].field.as_str(),
-                wrong_type.errors()[0].code.as_ref()
-            ),
+            (wrong_type.errors()[0].field.as_str(), wrong_type.errors()[0].code.as_ref()),
             ("name", "invalid_type")
         );
         let not_an_object = problem_for("42");
@@ -292,17 +230,8 @@ mod tests {
     #[test]
     fn naive_datetimes_get_their_own_code() {
         let problem = problem_for(r#"{"name":"a","at":"2025-10-03T10:00:00"}"#);
-        assert_eq!(
-            (problem.status(), problem.code()),
-            (StatusCode::UNPROCESSABLE_ENTITY, "naive_datetime")
-        );
-        assert_eq!(
-            (
-                problem.errors()[0].field.as_str(),
-                problem.errors()[0].code.as_ref()
-            ),
-            ("at", "naive_datetime")
-        );
+        assert_eq!((problem.status(), problem.code()), (StatusCode::UNPROCESSABLE_ENTITY, "naive_datetime"));
+        assert_eq!((problem.errors()[0].field.as_str(), problem.errors()[0].code.as_ref()), ("at", "naive_datetime"));
         let invalid = problem_for(r#"{"name":"a","at":"soon"}"#);
         assert_eq!(invalid.errors()[0].code, "invalid_datetime");
     }

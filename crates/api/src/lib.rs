@@ -80,20 +80,14 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(settings.json_body_limit))
         .layer(CatchPanicLayer::custom(problem_for_panic))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            settings.request_timeout,
-        ))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout))
         .layer(SetSensitiveHeadersLayer::new([
             header::AUTHORIZATION,
             header::PROXY_AUTHORIZATION,
             header::COOKIE,
             header::SET_COOKIE,
         ]))
-        .layer(axum::middleware::from_fn_with_state(
-            state.metrics.clone(),
-            metrics::track_requests,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track_requests))
         .layer(axum::middleware::from_fn(request_context::request_context))
         .with_state(state)
 }

@@ -56,14 +56,9 @@ impl Metrics {
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::with_prefix("dashtam");
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests by route template and status",
-            requests.clone(),
-        );
-        let request_duration = Family::<RouteLabels, Histogram>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
+        registry.register("http_requests", "HTTP requests by route template and status", requests.clone());
+        let request_duration =
+            Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
         registry.register(
             "http_request_duration_seconds",
             "HTTP request latency by route template",
@@ -75,37 +70,23 @@ impl Metrics {
             "Database pool connections (open, idle, max)",
             db_pool_connections.clone(),
         );
-        Arc::new(Self {
-            registry,
-            requests,
-            request_duration,
-            db_pool_connections,
-        })
+        Arc::new(Self { registry, requests, request_duration, db_pool_connections })
     }
 
     /// Records one finished request.
     fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         self.requests
-            .get_or_create(&RequestLabels {
-                method: method.to_owned(),
-                route: route.to_owned(),
-                status,
-            })
+            .get_or_create(&RequestLabels { method: method.to_owned(), route: route.to_owned(), status })
             .inc();
         self.request_duration
-            .get_or_create(&RouteLabels {
-                method: method.to_owned(),
-                route: route.to_owned(),
-            })
+            .get_or_create(&RouteLabels { method: method.to_owned(), route: route.to_owned() })
             .observe(seconds);
     }
 
     /// Renders the text exposition, sampling the pool first so the gauges are current.
     pub fn render(&self, pool: PoolStats) -> String {
         for (state, value) in [("open", pool.open), ("idle", pool.idle), ("max", pool.max)] {
-            self.db_pool_connections
-                .get_or_create(&PoolLabels { state })
-                .set(i64::from(value));
+            self.db_pool_connections.get_or_create(&PoolLabels { state }).set(i64::from(value));
         }
         let mut text = String::new();
         // Writing into a String cannot fail.
@@ -115,24 +96,15 @@ impl Metrics {
 }
 
 /// Counts and times every request under its route template.
-pub async fn track_requests(
-    State(metrics): State<Arc<Metrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn track_requests(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
-    let route = request.extensions().get::<MatchedPath>().map_or_else(
-        || UNMATCHED_ROUTE.to_owned(),
-        |matched| matched.as_str().to_owned(),
-    );
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| UNMATCHED_ROUTE.to_owned(), |matched| matched.as_str().to_owned());
     let response = next.run(request).await;
-    metrics.observe_request(
-        &method,
-        &route,
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
+    metrics.observe_request(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
 }
 
@@ -144,19 +116,12 @@ mod tests {
     fn renders_requests_by_template_and_pool_gauges() {
         let metrics = Metrics::new();
         metrics.observe_request("GET", "/api/v1/accounts/{id}", 200, 0.002);
-        let text = metrics.render(PoolStats {
-            open: 3,
-            idle: 2,
-            max: 10,
-        });
-        assert!(text.contains(r#"dashtam_http_requests_total{method="GET",route="/api/v1/accounts/{id}",status="200"} 1"#), "{text}");
+        let text = metrics.render(PoolStats { open: 3, idle: 2, max: 10 });
         assert!(
-            text.contains("dashtam_http_request_duration_seconds_bucket"),
+            text.contains(r#"dashtam_http_requests_total{method="GET",route="/api/v1/accounts/{id}",status="200"} 1"#),
             "{text}"
         );
-        assert!(
-            text.contains(r#"dashtam_db_pool_connections{state="max"} 10"#),
-            "{text}"
-        );
+        assert!(text.contains("dashtam_http_request_duration_seconds_bucket"), "{text}");
+        assert!(text.contains(r#"dashtam_db_pool_connections{state="max"} 10"#), "{text}");
     }
 }

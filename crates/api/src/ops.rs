@@ -50,10 +50,7 @@ pub struct Readiness {
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses((status = 200, description = "The process is up", body = Health)))]
 pub async fn health() -> Json<Health> {
-    Json(Health {
-        status: "ok",
-        version: env!("CARGO_PKG_VERSION"),
-    })
+    Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") })
 }
 
 /// Readiness: whether this instance can serve traffic, i.e. its database (and Redis, when configured)
@@ -67,18 +64,12 @@ pub async fn health() -> Json<Health> {
 pub async fn ready(State(state): State<AppState>) -> Response {
     let timeout = state.settings.readiness_timeout;
     let (database, cache) = tokio::join!(
-        check(timeout, async {
-            state.store.ping().await.map_err(BoxError::from)
-        }),
+        check(timeout, async { state.store.ping().await.map_err(BoxError::from) }),
         check(timeout, state.shared_state.ping()),
     );
     let checks = ReadinessChecks { database, cache };
     if checks.database == "ok" && checks.cache == "ok" {
-        return Json(Readiness {
-            status: "ready",
-            checks,
-        })
-        .into_response();
+        return Json(Readiness { status: "ready", checks }).into_response();
     }
     let failing: Vec<&str> = [("database", checks.database), ("cache", checks.cache)]
         .into_iter()
@@ -91,10 +82,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn check(
-    timeout: Duration,
-    probe: impl Future<Output = Result<(), BoxError>>,
-) -> &'static str {
+async fn check(timeout: Duration, probe: impl Future<Output = Result<(), BoxError>>) -> &'static str {
     match tokio::time::timeout(timeout, probe).await {
         Ok(Ok(())) => "ok",
         Ok(Err(error)) => {
@@ -132,14 +120,7 @@ pub struct OpenApiJson(pub Arc<str>);
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
 pub async fn openapi_json(Extension(document): Extension<OpenApiJson>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        document.0.to_string(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], document.0.to_string()).into_response()
 }
 
 const DOCS_INDEX: &str = include_str!("../assets/swagger-ui/index.html");
@@ -148,14 +129,7 @@ const DOCS_INDEX: &str = include_str!("../assets/swagger-ui/index.html");
 #[utoipa::path(get, path = "/docs", tag = "operations",
     responses((status = 200, description = "Swagger UI", body = String, content_type = "text/html")))]
 pub async fn docs() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        )],
-        DOCS_INDEX,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))], DOCS_INDEX).into_response()
 }
 
 /// The docs UI's scripts, styles and icon.
@@ -167,36 +141,21 @@ pub async fn docs() -> Response {
     ))]
 pub async fn docs_asset(Path(asset): Path<String>) -> Response {
     let (content_type, body): (&str, &'static [u8]) = match asset.as_str() {
-        "swagger-ui-bundle.js" => (
-            "text/javascript; charset=utf-8",
-            include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js"),
-        ),
-        "swagger-ui.css" => (
-            "text/css; charset=utf-8",
-            include_bytes!("../assets/swagger-ui/swagger-ui.css"),
-        ),
-        "init.js" => (
-            "text/javascript; charset=utf-8",
-            include_bytes!("../assets/swagger-ui/init.js"),
-        ),
-        "favicon-32x32.png" => (
-            "image/png",
-            include_bytes!("../assets/swagger-ui/favicon-32x32.png"),
-        ),
+        "swagger-ui-bundle.js" => {
+            ("text/javascript; charset=utf-8", include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js"))
+        }
+        "swagger-ui.css" => ("text/css; charset=utf-8", include_bytes!("../assets/swagger-ui/swagger-ui.css")),
+        "init.js" => ("text/javascript; charset=utf-8", include_bytes!("../assets/swagger-ui/init.js")),
+        "favicon-32x32.png" => ("image/png", include_bytes!("../assets/swagger-ui/favicon-32x32.png")),
         _ => {
-            return Problem::not_found()
-                .with_detail("No such documentation asset.")
-                .into_response();
+            return Problem::not_found().with_detail("No such documentation asset.").into_response();
         }
     };
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             // The assets change only with the binary; a day of caching spares reloads without going stale long.
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=86400"),
-            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400")),
         ],
         body,
     )

@@ -29,16 +29,8 @@ pub struct FieldError {
 
 impl FieldError {
     /// A field error with a stable code and a human message.
-    pub fn new(
-        field: impl Into<String>,
-        code: impl Into<Cow<'static, str>>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self {
-            field: field.into(),
-            code: code.into(),
-            message: message.into(),
-        }
+    pub fn new(field: impl Into<String>, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), code: code.into(), message: message.into() }
     }
 }
 
@@ -93,11 +85,7 @@ pub struct ProblemDocument {
 
 impl Problem {
     /// A problem with a status, a stable code and a title.
-    pub fn new(
-        status: StatusCode,
-        code: impl Into<Cow<'static, str>>,
-        title: impl Into<Cow<'static, str>>,
-    ) -> Self {
+    pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, title: impl Into<Cow<'static, str>>) -> Self {
         Self(Box::new(ProblemParts {
             status,
             code: code.into(),
@@ -124,16 +112,7 @@ impl Problem {
     /// Adds a member specific to this kind of problem. Names of the standard members are refused by
     /// construction: they are set from the fields above and would be overwritten.
     pub fn with_extension(mut self, name: &str, value: serde_json::Value) -> Self {
-        const STANDARD: [&str; 8] = [
-            "type",
-            "title",
-            "status",
-            "detail",
-            "instance",
-            "code",
-            "request_id",
-            "errors",
-        ];
+        const STANDARD: [&str; 8] = ["type", "title", "status", "detail", "instance", "code", "request_id", "errors"];
         if !STANDARD.contains(&name) {
             self.0.extensions.insert(name.to_owned(), value);
         }
@@ -168,37 +147,21 @@ impl Problem {
 
     /// `500 internal_error`: details go to the log, never to the client.
     pub fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "Internal server error",
-        )
-        .with_detail(
-            "The server could not complete the request. Quote the request_id when reporting this.",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal server error")
+            .with_detail("The server could not complete the request. Quote the request_id when reporting this.")
     }
 
     /// `503 service_unavailable`: a dependency (database, Redis) is unreachable; retrying later may work.
     pub fn unavailable() -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "service_unavailable",
-            "Service unavailable",
-        )
-        .with_detail(
-            "A service this request depends on is temporarily unavailable. Try again shortly.",
-        )
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "Service unavailable")
+            .with_detail("A service this request depends on is temporarily unavailable. Try again shortly.")
     }
 
     /// `422 validation_failed` with one entry per bad field.
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            "Validation failed",
-        )
-        .with_detail("One or more fields are invalid; see errors.")
-        .with_errors(errors)
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed")
+            .with_detail("One or more fields are invalid; see errors.")
+            .with_errors(errors)
     }
 
     /// The problem a bare error status stands for, used for responses produced outside any handler (the
@@ -206,46 +169,27 @@ impl Problem {
     pub fn for_status(status: StatusCode) -> Self {
         match status {
             StatusCode::NOT_FOUND => Self::not_found().with_detail("No resource at this path."),
-            StatusCode::METHOD_NOT_ALLOWED => {
-                Self::new(status, "method_not_allowed", "Method not allowed").with_detail(
-                    "This path does not support the request method; see the Allow header.",
-                )
-            }
+            StatusCode::METHOD_NOT_ALLOWED => Self::new(status, "method_not_allowed", "Method not allowed")
+                .with_detail("This path does not support the request method; see the Allow header."),
             StatusCode::PAYLOAD_TOO_LARGE => Self::payload_too_large(),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-                Self::new(status, "unsupported_media_type", "Unsupported media type")
-            }
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::new(status, "unsupported_media_type", "Unsupported media type"),
             StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => Self::timeout(),
             StatusCode::SERVICE_UNAVAILABLE => Self::unavailable(),
             status if status.is_server_error() => Self::internal(),
-            status => Self::new(
-                status,
-                "http_error",
-                Cow::Borrowed(status.canonical_reason().unwrap_or("Error")),
-            ),
+            status => Self::new(status, "http_error", Cow::Borrowed(status.canonical_reason().unwrap_or("Error"))),
         }
     }
 
     /// `413 payload_too_large`.
     pub fn payload_too_large() -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "Payload too large",
-        )
-        .with_detail("The request body is larger than this endpoint accepts.")
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large")
+            .with_detail("The request body is larger than this endpoint accepts.")
     }
 
     /// `503 request_timeout`: the server gave up on the request after its configured time budget.
     pub fn timeout() -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "request_timeout",
-            "Request timed out",
-        )
-        .with_detail(
-            "The server did not finish the request within its time limit. Try again shortly.",
-        )
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "request_timeout", "Request timed out")
+            .with_detail("The server did not finish the request within its time limit. Try again shortly.")
     }
 
     /// Renders the body for a request.
@@ -269,11 +213,8 @@ impl Problem {
         *response.status_mut() = self.0.status;
         let document = self.document(instance, request_id);
         // Serialising plain strings and integers cannot fail; the fallback only guards the invariant.
-        let body = serde_json::to_vec(&document)
-            .unwrap_or_else(|_| b"{\"code\":\"internal_error\"}".to_vec());
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        let body = serde_json::to_vec(&document).unwrap_or_else(|_| b"{\"code\":\"internal_error\"}".to_vec());
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         response.headers_mut().remove(header::CONTENT_LENGTH);
         *response.body_mut() = axum::body::Body::from(body);
     }

@@ -45,9 +45,7 @@ impl RequestId {
 
 fn is_acceptable_request_id(candidate: &str) -> bool {
     (1..=MAX_REQUEST_ID_LEN).contains(&candidate.len())
-        && candidate
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
+        && candidate.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
 }
 
 /// See the module documentation. Runs after routing (it is a router layer), so the route template is known.
@@ -57,10 +55,7 @@ pub async fn request_context(mut request: Request, next: Next) -> Response {
     request.extensions_mut().insert(request_id.clone());
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|matched| matched.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().map(|matched| matched.as_str().to_owned());
     let span = tracing::info_span!(
         "request",
         request_id = request_id.as_str(),
@@ -106,11 +101,7 @@ fn finish_problem(response: &mut Response, path: &str, request_id: &str) {
     let is_plain = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_none_or(|content_type| {
-            content_type
-                .to_str()
-                .is_ok_and(|value| value.starts_with("text/plain"))
-        });
+        .is_none_or(|content_type| content_type.to_str().is_ok_and(|value| value.starts_with("text/plain")));
     if is_plain {
         Problem::for_status(status).render_into(response, path, request_id);
     }
@@ -122,10 +113,7 @@ mod tests {
 
     fn headers_with(id: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            REQUEST_ID_HEADER,
-            HeaderValue::from_str(id).expect("valid header"),
-        );
+        headers.insert(REQUEST_ID_HEADER, HeaderValue::from_str(id).expect("valid header"));
         headers
     }
 

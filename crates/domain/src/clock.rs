@@ -41,9 +41,6 @@ mod tests {
     #[test]
     fn truncation_keeps_microseconds() {
         let instant = time::macros::datetime!(2025-10-03 10:00:00.123_456_789 UTC);
-        assert_eq!(
-            truncate_to_micros(instant),
-            time::macros::datetime!(2025-10-03 10:00:00.123_456 UTC)
-        );
+        assert_eq!(truncate_to_micros(instant), time::macros::datetime!(2025-10-03 10:00:00.123_456 UTC));
     }
 }

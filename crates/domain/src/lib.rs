@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod ids;
+pub mod mail;
 pub mod password;
 pub mod ports;
 pub mod session;
@@ -12,7 +13,7 @@ pub mod user;
 pub use clock::{Clock, SystemClock};
 pub use ids::UserId;
 pub use session::{
-    NewSession, OneTimePurpose, OneTimeToken, RefreshTokenRecord, Session, SessionEndReason,
+    NewSession, OneTimePurpose, OneTimeToken, RefreshTokenRecord, Session, SessionAuthState, SessionEndReason,
     SessionId, TokenDigest,
 };
 pub use user::{Email, EmailError, NewUser, Role, SecurityConfig, User, UserName, UserNameError};

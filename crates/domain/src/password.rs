@@ -36,9 +36,7 @@ static COMMON_PASSWORDS: LazyLock<HashSet<String>> = LazyLock::new(|| {
 /// The lower-cased entries of a gzipped, newline-separated list, or `None` if it is not valid gzip.
 fn decompress_common_passwords(gzipped: &[u8]) -> Option<HashSet<String>> {
     let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(gzipped)
-        .read_to_end(&mut bytes)
-        .ok()?;
+    flate2::read::GzDecoder::new(gzipped).read_to_end(&mut bytes).ok()?;
     Some(
         String::from_utf8_lossy(&bytes)
             .lines()
@@ -213,35 +211,24 @@ impl PasswordPolicy {
             return Err(PasswordPolicyError::MinLengthZero);
         }
         if self.min_length > self.max_length {
-            return Err(PasswordPolicyError::MinAboveMax {
-                min: self.min_length,
-                max: self.max_length,
-            });
+            return Err(PasswordPolicyError::MinAboveMax { min: self.min_length, max: self.max_length });
         }
         Ok(())
     }
 
     /// Checks `password` against every rule and returns all the rules it breaks, so a person can fix them
     /// in one go. `email` is the account's address when known (registration, reset, change).
-    pub fn check(
-        &self,
-        password: &Password,
-        email: Option<&Email>,
-    ) -> Result<(), Vec<PasswordProblem>> {
+    pub fn check(&self, password: &Password, email: Option<&Email>) -> Result<(), Vec<PasswordProblem>> {
         let plaintext = password.expose();
         let lowered = plaintext.to_lowercase();
         let mut problems = Vec::new();
 
         let length = plaintext.chars().count();
         if length < self.min_length {
-            problems.push(PasswordProblem::TooShort {
-                min: self.min_length,
-            });
+            problems.push(PasswordProblem::TooShort { min: self.min_length });
         }
         if length > self.max_length {
-            problems.push(PasswordProblem::TooLong {
-                max: self.max_length,
-            });
+            problems.push(PasswordProblem::TooLong { max: self.max_length });
         }
         if is_common_password(plaintext) {
             problems.push(PasswordProblem::CommonPassword);
@@ -268,11 +255,7 @@ impl PasswordPolicy {
             problems.push(PasswordProblem::MissingSymbol);
         }
 
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems)
-        }
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
 }
 
@@ -338,11 +321,7 @@ mod tests {
         Email::parse(address).expect("valid test address")
     }
 
-    fn problems(
-        policy: &PasswordPolicy,
-        text: &str,
-        address: Option<&str>,
-    ) -> Vec<PasswordProblem> {
+    fn problems(policy: &PasswordPolicy, text: &str, address: Option<&str>) -> Vec<PasswordProblem> {
         let email = address.map(email);
         match policy.check(&password(text), email.as_ref()) {
             Ok(()) => Vec::new(),
@@ -351,10 +330,7 @@ mod tests {
     }
 
     fn codes(policy: &PasswordPolicy, text: &str, address: Option<&str>) -> Vec<&'static str> {
-        problems(policy, text, address)
-            .iter()
-            .map(PasswordProblem::code)
-            .collect()
+        problems(policy, text, address).iter().map(PasswordProblem::code).collect()
     }
 
     const STRONG: &str = "correct horse battery staple";
@@ -364,9 +340,11 @@ mod tests {
         // 20,000 lines; a few hundred collapse once lower-cased.
         let count = common_password_count();
         assert!((19_500..=20_000).contains(&count), "{count} entries");
-        assert!(COMMON_PASSWORDS.iter().all(|entry| {
-            *entry == entry.to_lowercase() && !entry.is_empty() && entry.trim() == entry
-        }));
+        assert!(
+            COMMON_PASSWORDS
+                .iter()
+                .all(|entry| { *entry == entry.to_lowercase() && !entry.is_empty() && entry.trim() == entry })
+        );
     }
 
     #[test]
@@ -381,10 +359,7 @@ mod tests {
     #[test]
     fn a_corrupt_list_is_detected_rather_than_panicking() {
         assert_eq!(decompress_common_passwords(b"not gzip at all"), None);
-        assert_eq!(
-            decompress_common_passwords(&COMMON_PASSWORDS_GZ[..100]),
-            None
-        );
+        assert_eq!(decompress_common_passwords(&COMMON_PASSWORDS_GZ[..100]), None);
     }
 
     #[test]
@@ -401,10 +376,7 @@ mod tests {
 
     #[test]
     fn a_strong_password_passes() {
-        assert_eq!(
-            PasswordPolicy::default().check(&password(STRONG), Some(&email("alice@example.com"))),
-            Ok(())
-        );
+        assert_eq!(PasswordPolicy::default().check(&password(STRONG), Some(&email("alice@example.com"))), Ok(()));
     }
 
     #[test]
@@ -412,14 +384,8 @@ mod tests {
         let policy = PasswordPolicy::default();
         assert!(codes(&policy, &"x7".repeat(6), None).is_empty());
         assert!(codes(&policy, &"k".repeat(128), None).is_empty());
-        assert_eq!(
-            problems(&policy, &"k".repeat(11), None),
-            vec![PasswordProblem::TooShort { min: 12 }]
-        );
-        assert_eq!(
-            problems(&policy, &"k".repeat(129), None),
-            vec![PasswordProblem::TooLong { max: 128 }]
-        );
+        assert_eq!(problems(&policy, &"k".repeat(11), None), vec![PasswordProblem::TooShort { min: 12 }]);
+        assert_eq!(problems(&policy, &"k".repeat(129), None), vec![PasswordProblem::TooLong { max: 128 }]);
     }
 
     #[test]
@@ -438,10 +404,7 @@ mod tests {
         let policy = PasswordPolicy::default();
         let long = STRONG.repeat(8);
         assert!(long.chars().count() >= 200);
-        assert_eq!(
-            problems(&policy, &long, None),
-            vec![PasswordProblem::TooLong { max: 128 }]
-        );
+        assert_eq!(problems(&policy, &long, None), vec![PasswordProblem::TooLong { max: 128 }]);
         // Its first 128 characters alone would pass, so only a refusal (not a cut) explains the result.
         let prefix: String = long.chars().take(128).collect();
         assert!(codes(&policy, &prefix, None).is_empty());
@@ -458,31 +421,15 @@ mod tests {
     #[test]
     fn common_passwords_are_refused_in_any_case_and_with_spaces_around() {
         let policy = PasswordPolicy::default();
-        assert_eq!(
-            codes(&policy, "password1234", None),
-            vec!["common_password"]
-        );
-        assert_eq!(
-            codes(&policy, "PASSWORD1234", None),
-            vec!["common_password"]
-        );
-        assert_eq!(
-            codes(&policy, " qwerty123456 ", None),
-            vec!["common_password"]
-        );
+        assert_eq!(codes(&policy, "password1234", None), vec!["common_password"]);
+        assert_eq!(codes(&policy, "PASSWORD1234", None), vec!["common_password"]);
+        assert_eq!(codes(&policy, " qwerty123456 ", None), vec!["common_password"]);
     }
 
     #[test]
     fn the_email_local_part_is_refused_in_any_case() {
         let policy = PasswordPolicy::default();
-        assert_eq!(
-            codes(
-                &policy,
-                "my-Alice.Smith-pass",
-                Some("alice.smith@example.com")
-            ),
-            vec!["contains_email"]
-        );
+        assert_eq!(codes(&policy, "my-Alice.Smith-pass", Some("alice.smith@example.com")), vec!["contains_email"]);
         assert!(codes(&policy, "my-Alice.Smith-pass", Some("bob@example.com")).is_empty());
         assert!(codes(&policy, "my-Alice.Smith-pass", None).is_empty());
     }
@@ -492,19 +439,13 @@ mod tests {
         let policy = PasswordPolicy::default();
         // "al" appears in countless words; refusing them would teach nothing.
         assert!(codes(&policy, "royal totally fine", Some("al@example.com")).is_empty());
-        assert_eq!(
-            codes(&policy, "royal totally fine", Some("tot@example.com")),
-            vec!["contains_email"]
-        );
+        assert_eq!(codes(&policy, "royal totally fine", Some("tot@example.com")), vec!["contains_email"]);
     }
 
     #[test]
     fn the_product_name_is_refused_in_any_case() {
         let policy = PasswordPolicy::default();
-        assert_eq!(
-            codes(&policy, "my DashTam vault 42", None),
-            vec!["contains_product_name"]
-        );
+        assert_eq!(codes(&policy, "my DashTam vault 42", None), vec!["contains_product_name"]);
     }
 
     #[test]
@@ -521,10 +462,7 @@ mod tests {
             codes(&strict, "tangerinequartz", None),
             vec!["missing_uppercase", "missing_digit", "missing_symbol"]
         );
-        assert_eq!(
-            codes(&strict, "TANGERINE7 QUARTZ", None),
-            vec!["missing_lowercase"]
-        );
+        assert_eq!(codes(&strict, "TANGERINE7 QUARTZ", None), vec!["missing_lowercase"]);
         // Letters and digits of other scripts count too.
         assert!(codes(&strict, "Ωμέγα٣ κάτι-άλλο", None).is_empty());
         assert!(codes(&PasswordPolicy::default(), "tangerinequartz", None).is_empty());
@@ -549,22 +487,13 @@ mod tests {
                 PasswordProblem::MissingSymbol,
             ]
         );
-        assert_eq!(
-            codes(&PasswordPolicy::default(), "password", None),
-            vec!["too_short", "common_password"]
-        );
+        assert_eq!(codes(&PasswordPolicy::default(), "password", None), vec!["too_short", "common_password"]);
     }
 
     #[test]
     fn problems_have_stable_codes_and_readable_messages() {
-        assert_eq!(
-            PasswordProblem::TooShort { min: 12 }.message(),
-            "must be at least 12 characters"
-        );
-        assert_eq!(
-            PasswordProblem::TooLong { max: 128 }.message(),
-            "must be at most 128 characters"
-        );
+        assert_eq!(PasswordProblem::TooShort { min: 12 }.message(), "must be at least 12 characters");
+        assert_eq!(PasswordProblem::TooLong { max: 128 }.message(), "must be at most 128 characters");
         let all = [
             PasswordProblem::TooShort { min: 1 },
             PasswordProblem::TooLong { max: 1 },
@@ -578,30 +507,16 @@ mod tests {
         ];
         let codes: HashSet<_> = all.iter().map(PasswordProblem::code).collect();
         assert_eq!(codes.len(), all.len());
-        assert!(
-            codes
-                .iter()
-                .all(|code| { code.chars().all(|c| c.is_ascii_lowercase() || c == '_') })
-        );
+        assert!(codes.iter().all(|code| { code.chars().all(|c| c.is_ascii_lowercase() || c == '_') }));
         assert!(all.iter().all(|problem| !problem.message().is_empty()));
     }
 
     #[test]
     fn policy_settings_are_validated() {
-        let zero = PasswordPolicy {
-            min_length: 0,
-            ..PasswordPolicy::default()
-        };
+        let zero = PasswordPolicy { min_length: 0, ..PasswordPolicy::default() };
         assert_eq!(zero.validate(), Err(PasswordPolicyError::MinLengthZero));
-        let inverted = PasswordPolicy {
-            min_length: 20,
-            max_length: 10,
-            ..PasswordPolicy::default()
-        };
-        assert_eq!(
-            inverted.validate(),
-            Err(PasswordPolicyError::MinAboveMax { min: 20, max: 10 })
-        );
+        let inverted = PasswordPolicy { min_length: 20, max_length: 10, ..PasswordPolicy::default() };
+        assert_eq!(inverted.validate(), Err(PasswordPolicyError::MinAboveMax { min: 20, max: 10 }));
     }
 
     #[test]

@@ -9,8 +9,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::ids::UserId;
+use crate::mail::{OutgoingEmail, QueuedEmail};
 use crate::session::{
-    NewSession, OneTimePurpose, OneTimeToken, RefreshTokenRecord, Session, SessionEndReason,
+    NewSession, OneTimePurpose, OneTimeToken, RefreshTokenRecord, Session, SessionAuthState, SessionEndReason,
     SessionId, TokenDigest,
 };
 use crate::user::{Email, NewUser, Role, SecurityConfig, User, UserName};
@@ -97,11 +98,14 @@ pub trait Store: Send + Sync + Debug {
     /// The session with this id, live or not.
     async fn session_by_id(&self, id: SessionId) -> Result<Option<Session>, StoreError>;
 
+    /// The state an authenticated request checks: session, user and global token version, in one query.
+    async fn session_auth_state(&self, id: SessionId) -> Result<Option<SessionAuthState>, StoreError>;
+
+    /// The refresh token with this id, current or rotated.
+    async fn refresh_token_by_id(&self, id: Uuid) -> Result<Option<RefreshTokenRecord>, StoreError>;
+
     /// The refresh token with this digest, current or rotated.
-    async fn refresh_token_by_digest(
-        &self,
-        digest: &TokenDigest,
-    ) -> Result<Option<RefreshTokenRecord>, StoreError>;
+    async fn refresh_token_by_digest(&self, digest: &TokenDigest) -> Result<Option<RefreshTokenRecord>, StoreError>;
 }
 
 /// One write transaction.
@@ -119,12 +123,7 @@ pub trait StoreTx: Send {
     ) -> Result<Option<User>, StoreError>;
 
     /// Changes a role; `None` when there is no such user.
-    async fn set_user_role(
-        &mut self,
-        id: UserId,
-        role: Role,
-        now: OffsetDateTime,
-    ) -> Result<Option<User>, StoreError>;
+    async fn set_user_role(&mut self, id: UserId, role: Role, now: OffsetDateTime) -> Result<Option<User>, StoreError>;
 
     /// Starts a session.
     async fn insert_session(&mut self, session: &NewSession) -> Result<Session, StoreError>;
@@ -157,11 +156,7 @@ pub trait StoreTx: Send {
     ) -> Result<Option<RefreshTokenRecord>, StoreError>;
 
     /// Issues a one-time token, voiding every unused token of the same user and purpose.
-    async fn insert_one_time_token(
-        &mut self,
-        token: &OneTimeToken,
-        digest: &TokenDigest,
-    ) -> Result<(), StoreError>;
+    async fn insert_one_time_token(&mut self, token: &OneTimeToken, digest: &TokenDigest) -> Result<(), StoreError>;
 
     /// Uses a one-time token: succeeds once, for an unused, unexpired token of this purpose.
     async fn consume_one_time_token(
@@ -170,6 +165,63 @@ pub trait StoreTx: Send {
         purpose: OneTimePurpose,
         now: OffsetDateTime,
     ) -> Result<Option<OneTimeToken>, StoreError>;
+
+    /// A successful login: clears the failure count and any lock, and records the time.
+    async fn record_login_success(&mut self, id: UserId, now: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// A failed login: counts it and, when the count reaches `lock_threshold`, locks the account until
+    /// `lock_until`. Returns the user as updated; `None` when there is no such user.
+    async fn record_login_failure(
+        &mut self,
+        id: UserId,
+        lock_threshold: i32,
+        lock_until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, StoreError>;
+
+    /// Replaces the password hash. A new password also clears failed logins and lifts any lock.
+    async fn set_password_hash(&mut self, id: UserId, hash: &str, now: OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// Marks the email address verified (keeps the first verification time); `false` when no such user.
+    async fn mark_email_verified(&mut self, id: UserId, now: OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// Disables an account (keeps the first time); `None` when no such user.
+    async fn disable_user(&mut self, id: UserId, now: OffsetDateTime) -> Result<Option<User>, StoreError>;
+
+    /// Ends every live session of a user except `keep`; returns how many ended.
+    async fn end_user_sessions(
+        &mut self,
+        user_id: UserId,
+        keep: Option<SessionId>,
+        reason: SessionEndReason,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
+
+    /// Records activity on a session.
+    async fn touch_session(&mut self, id: SessionId, now: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Queues an email for delivery after this transaction commits.
+    async fn enqueue_email(&mut self, email: &OutgoingEmail) -> Result<(), StoreError>;
+
+    /// Claims up to `limit` undelivered emails that are due at `now`, hiding them from other workers until
+    /// `lease_until` (so a worker that dies mid-send does not lose them).
+    async fn claim_due_emails(
+        &mut self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: i64,
+    ) -> Result<Vec<QueuedEmail>, StoreError>;
+
+    /// Records a delivery and drops the bodies (they may hold live one-time links).
+    async fn mark_email_sent(&mut self, id: Uuid, now: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Records a failed attempt; the email is retried at `retry_at`, or never when `None` (given up).
+    async fn mark_email_failed(
+        &mut self,
+        id: Uuid,
+        error: &str,
+        retry_at: Option<OffsetDateTime>,
+    ) -> Result<(), StoreError>;
 
     /// Makes every change of this transaction durable.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;

@@ -47,11 +47,7 @@ impl fmt::Debug for TokenDigest {
     // A digest is not secret, but printing it invites pasting it around; the first bytes suffice to tell
     // two apart in a log.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "TokenDigest({:02x}{:02x}{:02x}{:02x}…)",
-            self.0[0], self.0[1], self.0[2], self.0[3]
-        )
+        write!(f, "TokenDigest({:02x}{:02x}{:02x}{:02x}…)", self.0[0], self.0[1], self.0[2], self.0[3])
     }
 }
 
@@ -171,6 +167,26 @@ pub struct RefreshTokenRecord {
     pub rotated_at: Option<OffsetDateTime>,
     /// Its successor.
     pub replaced_by: Option<Uuid>,
+}
+
+/// Everything needed to decide whether an access token's session still stands, read in one query on every
+/// authenticated request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionAuthState {
+    /// The session.
+    pub session_id: SessionId,
+    /// Its user.
+    pub user_id: UserId,
+    /// When the session ended, if it did.
+    pub session_revoked_at: Option<OffsetDateTime>,
+    /// The latest the session may live.
+    pub session_expires_at: OffsetDateTime,
+    /// The user's current token version.
+    pub token_version: i64,
+    /// When the account was disabled, if it was.
+    pub user_disabled_at: Option<OffsetDateTime>,
+    /// The installation-wide minimum token version.
+    pub global_min_token_version: i64,
 }
 
 /// What a one-time token is for.

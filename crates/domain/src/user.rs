@@ -78,8 +78,8 @@ impl Email {
         }
         let normalised = trimmed.to_lowercase();
         let options = email_address::Options::default().without_display_text();
-        let parsed = email_address::EmailAddress::parse_with_options(&normalised, options)
-            .map_err(|_| EmailError::Invalid)?;
+        let parsed =
+            email_address::EmailAddress::parse_with_options(&normalised, options).map_err(|_| EmailError::Invalid)?;
         // Addresses without a dot in the domain (`user@localhost`) cannot receive mail from the internet.
         if !parsed.domain().contains('.') {
             return Err(EmailError::Invalid);
@@ -94,9 +94,7 @@ impl Email {
 
     /// The part before the `@`, which the password policy refuses inside a password.
     pub fn local_part(&self) -> &str {
-        self.0
-            .split_once('@')
-            .map_or(self.0.as_str(), |(local, _)| local)
+        self.0.split_once('@').map_or(self.0.as_str(), |(local, _)| local)
     }
 }
 
@@ -263,10 +261,7 @@ mod tests {
         assert_eq!(Email::parse("   "), Err(EmailError::Empty));
         assert_eq!(Email::parse("no-at-sign"), Err(EmailError::Invalid));
         assert_eq!(Email::parse("a@localhost"), Err(EmailError::Invalid));
-        assert_eq!(
-            Email::parse("Alice <a@example.com>"),
-            Err(EmailError::Invalid)
-        );
+        assert_eq!(Email::parse("Alice <a@example.com>"), Err(EmailError::Invalid));
         let long = format!("{}@example.com", "a".repeat(250));
         assert_eq!(Email::parse(&long), Err(EmailError::TooLong));
     }
@@ -275,18 +270,9 @@ mod tests {
     fn user_name_bounds() {
         assert_eq!(UserName::parse(" Ada ").expect("valid").as_str(), "Ada");
         assert_eq!(UserName::parse(""), Err(UserNameError::Empty));
-        assert_eq!(
-            UserName::parse(&"é".repeat(100)).map(|n| n.as_str().chars().count()),
-            Ok(100)
-        );
-        assert_eq!(
-            UserName::parse(&"é".repeat(101)),
-            Err(UserNameError::TooLong)
-        );
-        assert_eq!(
-            UserName::parse("Ada\nBcc: x"),
-            Err(UserNameError::ControlCharacter)
-        );
+        assert_eq!(UserName::parse(&"é".repeat(100)).map(|n| n.as_str().chars().count()), Ok(100));
+        assert_eq!(UserName::parse(&"é".repeat(101)), Err(UserNameError::TooLong));
+        assert_eq!(UserName::parse("Ada\nBcc: x"), Err(UserNameError::ControlCharacter));
     }
 
     #[test]

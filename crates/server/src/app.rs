@@ -34,10 +34,9 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Database> {
 /// The shared-state backend: Redis when `DASHTAM_REDIS_URL` is set, else in-process.
 pub fn shared_state(config: &Config) -> anyhow::Result<Arc<dyn SharedState>> {
     Ok(match &config.redis_url {
-        Some(url) => Arc::new(
-            RedisSharedState::new(url.expose_secret(), config.redis_timeout)
-                .context("DASHTAM_REDIS_URL")?,
-        ),
+        Some(url) => {
+            Arc::new(RedisSharedState::new(url.expose_secret(), config.redis_timeout).context("DASHTAM_REDIS_URL")?)
+        }
         None => Arc::new(MemorySharedState),
     })
 }
@@ -66,18 +65,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let signalled = Arc::new(Notify::new());
-    let graceful = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown({
-        let signalled = signalled.clone();
-        async move {
-            shutdown.await;
-            tracing::info!("shutting down: draining in-flight requests");
-            signalled.notify_one();
-        }
-    });
+    let graceful = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown({
+            let signalled = signalled.clone();
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: draining in-flight requests");
+                signalled.notify_one();
+            }
+        });
     let drain_deadline = async {
         signalled.notified().await;
         tokio::time::sleep(drain_timeout).await;

@@ -148,10 +148,7 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self {
-            max_connections: 10,
-            acquire_timeout: Duration::from_secs(5),
-        }
+        Self { max_connections: 10, acquire_timeout: Duration::from_secs(5) }
     }
 }
 
@@ -208,10 +205,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            format: LogFormat::Auto,
-            filter: "info,sqlx=warn".to_owned(),
-        }
+        Self { format: LogFormat::Auto, filter: "info,sqlx=warn".to_owned() }
     }
 }
 
@@ -309,8 +303,7 @@ impl Default for SchwabConfig {
         Self {
             client_id: None,
             client_secret: None,
-            base_url: Url::parse("https://api.schwabapi.com")
-                .unwrap_or_else(|_| unreachable!("constant URL")),
+            base_url: Url::parse("https://api.schwabapi.com").unwrap_or_else(|_| unreachable!("constant URL")),
         }
     }
 }
@@ -348,9 +341,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn single(problem: String) -> Self {
-        Self {
-            problems: vec![problem],
-        }
+        Self { problems: vec![problem] }
     }
 
     /// Each problem, naming its setting.
@@ -371,10 +362,7 @@ impl fmt::Display for ConfigError {
 
 /// The environment variable that sets a key path (`mail.smtp_url` → `DASHTAM_MAIL__SMTP_URL`).
 pub fn env_name(key_path: &str) -> String {
-    format!(
-        "{ENV_PREFIX}{}",
-        key_path.replace('.', "__").to_ascii_uppercase()
-    )
+    format!("{ENV_PREFIX}{}", key_path.replace('.', "__").to_ascii_uppercase())
 }
 
 /// How a setting is named in messages: its variable and its TOML key.
@@ -404,21 +392,15 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(DictProvider {
-            name: "environment variables",
-            dict: environment_dict(&environment),
-        });
+        figment = figment.merge(DictProvider { name: "environment variables", dict: environment_dict(&environment) });
         let mut secrets = figment::value::Dict::new();
         for (key_path, value) in read_secret_files(&environment)? {
             insert_nested(&mut secrets, &key_path, figment::value::Value::from(value));
         }
-        figment = figment.merge(DictProvider {
-            name: "a _FILE secret",
-            dict: secrets,
-        });
-        let config: Config = figment.extract().map_err(|error| ConfigError {
-            problems: error.into_iter().map(describe_figment_error).collect(),
-        })?;
+        figment = figment.merge(DictProvider { name: "a _FILE secret", dict: secrets });
+        let config: Config = figment
+            .extract()
+            .map_err(|error| ConfigError { problems: error.into_iter().map(describe_figment_error).collect() })?;
         config.validate()?;
         Ok(config)
     }
@@ -426,9 +408,7 @@ impl Config {
     /// Checks every rule; all broken ones are reported together.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
-        let mut refuse = |key_path: &str, message: String| {
-            problems.push(format!("{}: {message}", setting(key_path)))
-        };
+        let mut refuse = |key_path: &str, message: String| problems.push(format!("{}: {message}", setting(key_path)));
 
         for (key_path, url) in [("public_url", &self.public_url), ("app_url", &self.app_url)] {
             if let Some(url) = url {
@@ -443,10 +423,7 @@ impl Config {
         if let Some(url) = &self.database_url {
             let scheme = url_scheme(url.expose_secret());
             if !matches!(scheme, Some("sqlite" | "postgres" | "postgresql")) {
-                refuse(
-                    "database_url",
-                    "must start with sqlite:// or postgres://".into(),
-                );
+                refuse("database_url", "must start with sqlite:// or postgres://".into());
             }
         }
         if let Some(url) = &self.redis_url
@@ -473,77 +450,41 @@ impl Config {
             }
         }
         if !(1024..=16 * 1024 * 1024).contains(&self.server.json_body_limit) {
-            refuse(
-                "server.json_body_limit",
-                "must be between 1024 and 16777216 bytes".into(),
-            );
+            refuse("server.json_body_limit", "must be between 1024 and 16777216 bytes".into());
         }
-        for (key_path, duration) in [
-            ("http.connect_timeout", self.http.connect_timeout),
-            ("http.read_timeout", self.http.read_timeout),
-        ] {
+        for (key_path, duration) in
+            [("http.connect_timeout", self.http.connect_timeout), ("http.read_timeout", self.http.read_timeout)]
+        {
             if duration > self.http.total_timeout {
-                refuse(
-                    key_path,
-                    format!(
-                        "must not exceed {} (the hard deadline)",
-                        env_name("http.total_timeout")
-                    ),
-                );
+                refuse(key_path, format!("must not exceed {} (the hard deadline)", env_name("http.total_timeout")));
             }
         }
         match (&self.mail.transport, &self.mail.smtp_url) {
             (MailTransport::Smtp, None) => {
-                refuse(
-                    "mail.smtp_url",
-                    format!("is required when {} is smtp", env_name("mail.transport")),
-                );
+                refuse("mail.smtp_url", format!("is required when {} is smtp", env_name("mail.transport")));
             }
-            (MailTransport::Smtp, Some(url))
-                if !matches!(url_scheme(url.expose_secret()), Some("smtp" | "smtps")) =>
-            {
-                refuse(
-                    "mail.smtp_url",
-                    "must start with smtp:// or smtps://".into(),
-                );
+            (MailTransport::Smtp, Some(url)) if !matches!(url_scheme(url.expose_secret()), Some("smtp" | "smtps")) => {
+                refuse("mail.smtp_url", "must start with smtp:// or smtps://".into());
             }
             _ => {}
         }
         if self.mail.from.parse::<MailboxShape>().is_err() {
-            refuse(
-                "mail.from",
-                "must be an address such as \"Dashtam <no-reply@example.com>\"".into(),
-            );
+            refuse("mail.from", "must be an address such as \"Dashtam <no-reply@example.com>\"".into());
         }
         if self.schwab.client_id.is_some() != self.schwab.client_secret.is_some() {
-            refuse(
-                "schwab.client_secret",
-                format!(
-                    "{} and this must be set together",
-                    env_name("schwab.client_id")
-                ),
-            );
+            refuse("schwab.client_secret", format!("{} and this must be set together", env_name("schwab.client_id")));
         }
         if !matches!(self.schwab.base_url.scheme(), "http" | "https") {
-            refuse(
-                "schwab.base_url",
-                "must be an http:// or https:// URL".into(),
-            );
+            refuse("schwab.base_url", "must be an http:// or https:// URL".into());
         }
 
         if self.env == Environment::Production {
             let development_only = "is a development-only setting; production refuses it";
             if self.mail.transport == MailTransport::File {
-                refuse(
-                    "mail.transport",
-                    format!("file {development_only}: use smtp"),
-                );
+                refuse("mail.transport", format!("file {development_only}: use smtp"));
             }
             if self.sandbox_enabled() {
-                refuse(
-                    "sandbox.enabled",
-                    format!("the sandbox brokerage {development_only}: set it to false"),
-                );
+                refuse("sandbox.enabled", format!("the sandbox brokerage {development_only}: set it to false"));
             }
             for (key_path, key) in [
                 ("keys.signing", &self.keys.signing),
@@ -551,40 +492,25 @@ impl Config {
                 ("keys.token_hash", &self.keys.token_hash),
             ] {
                 if key.is_none() {
-                    refuse(
-                        key_path,
-                        "must be configured in production (generated keys are development-only)"
-                            .into(),
-                    );
+                    refuse(key_path, "must be configured in production (generated keys are development-only)".into());
                 }
             }
             if self.public_url().scheme() != "https" {
                 refuse("public_url", "must be an https:// URL in production".into());
             }
-            if self
-                .app_url
-                .as_ref()
-                .is_some_and(|url| url.scheme() != "https")
-            {
+            if self.app_url.as_ref().is_some_and(|url| url.scheme() != "https") {
                 refuse("app_url", "must be an https:// URL in production".into());
             }
         }
 
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError { problems })
-        }
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError { problems }) }
     }
 
     /// The database URL, defaulting to a SQLite file in the data directory.
     pub fn database_url(&self) -> SecretString {
-        self.database_url.clone().unwrap_or_else(|| {
-            SecretString::from(format!(
-                "sqlite://{}",
-                self.data_dir.join("dashtam.db").display()
-            ))
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| SecretString::from(format!("sqlite://{}", self.data_dir.join("dashtam.db").display())))
     }
 
     /// This server's base URL.
@@ -602,17 +528,12 @@ impl Config {
 
     /// Where `.eml` files go with the file transport.
     pub fn mail_dir(&self) -> PathBuf {
-        self.mail
-            .dir
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("mail"))
+        self.mail.dir.clone().unwrap_or_else(|| self.data_dir.join("mail"))
     }
 
     /// Whether the sandbox brokerage is served.
     pub fn sandbox_enabled(&self) -> bool {
-        self.sandbox
-            .enabled
-            .unwrap_or(self.env == Environment::Development)
+        self.sandbox.enabled.unwrap_or(self.env == Environment::Development)
     }
 
     /// Whether logs are JSON.
@@ -630,25 +551,16 @@ impl Config {
         let derived = [
             ("public_url", self.public_url().to_string()),
             ("app_url", self.app_url().to_string()),
-            (
-                "database_url",
-                redact_url(self.database_url().expose_secret()),
-            ),
+            ("database_url", redact_url(self.database_url().expose_secret())),
         ];
         for (key, value) in derived {
             effective.insert(key.to_owned(), toml::Value::String(value));
         }
         if let Some(toml::Value::Table(mail)) = effective.get_mut("mail") {
-            mail.insert(
-                "dir".to_owned(),
-                toml::Value::String(self.mail_dir().display().to_string()),
-            );
+            mail.insert("dir".to_owned(), toml::Value::String(self.mail_dir().display().to_string()));
         }
         if let Some(toml::Value::Table(sandbox)) = effective.get_mut("sandbox") {
-            sandbox.insert(
-                "enabled".to_owned(),
-                toml::Value::Boolean(self.sandbox_enabled()),
-            );
+            sandbox.insert("enabled".to_owned(), toml::Value::Boolean(self.sandbox_enabled()));
         }
         toml::to_string_pretty(&effective).unwrap_or_default()
     }
@@ -701,9 +613,7 @@ impl figment::Provider for DictProvider {
         figment::Metadata::named(self.name)
     }
 
-    fn data(
-        &self,
-    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
         Ok(figment::Profile::Default.collect(self.dict.clone()))
     }
 }
@@ -715,19 +625,15 @@ fn environment_dict(environment: &[(String, String)]) -> figment::value::Dict {
     let known: Vec<(String, String)> = environment
         .iter()
         .filter_map(|(name, value)| {
-            let key = name
-                .strip_prefix(ENV_PREFIX)?
-                .to_ascii_lowercase()
-                .replace("__", ".");
+            let key = name.strip_prefix(ENV_PREFIX)?.to_ascii_lowercase().replace("__", ".");
             let top = key.split('.').next().unwrap_or_default();
             (TOP_LEVEL_KEYS.contains(&top) && !key.ends_with("_file")).then(|| (key, value.clone()))
         })
         .collect();
     let mut dict = figment::value::Dict::new();
     for (key, value) in known {
-        let parsed: figment::value::Value = value
-            .parse()
-            .unwrap_or_else(|_| figment::value::Value::from(value.clone()));
+        let parsed: figment::value::Value =
+            value.parse().unwrap_or_else(|_| figment::value::Value::from(value.clone()));
         insert_nested(&mut dict, &key, parsed);
     }
     dict
@@ -739,9 +645,8 @@ fn insert_nested(dict: &mut figment::value::Dict, key_path: &str, value: figment
             dict.insert(key_path.to_owned(), value);
         }
         Some((head, rest)) => {
-            let entry = dict
-                .entry(head.to_owned())
-                .or_insert_with(|| figment::value::Value::from(figment::value::Dict::new()));
+            let entry =
+                dict.entry(head.to_owned()).or_insert_with(|| figment::value::Value::from(figment::value::Dict::new()));
             if let figment::value::Value::Dict(_, inner) = entry {
                 insert_nested(inner, rest, value);
             } else {
@@ -758,50 +663,30 @@ fn insert_nested(dict: &mut figment::value::Dict, key_path: &str, value: figment
 
 /// `DASHTAM_<NAME>_FILE` variables: each must name a secret setting and a readable file, and must not be
 /// combined with `DASHTAM_<NAME>` itself.
-fn read_secret_files(
-    environment: &[(String, String)],
-) -> Result<Vec<(String, String)>, ConfigError> {
+fn read_secret_files(environment: &[(String, String)]) -> Result<Vec<(String, String)>, ConfigError> {
     let mut secrets = Vec::new();
     let mut problems = Vec::new();
     for (name, path) in environment {
-        let Some(base) = name
-            .strip_prefix(ENV_PREFIX)
-            .and_then(|rest| rest.strip_suffix("_FILE"))
-        else {
+        let Some(base) = name.strip_prefix(ENV_PREFIX).and_then(|rest| rest.strip_suffix("_FILE")) else {
             continue;
         };
         let key_path = base.to_ascii_lowercase().replace("__", ".");
         if !SECRET_KEYS.contains(&key_path.as_str()) {
             if TOP_LEVEL_KEYS.contains(&key_path.split('.').next().unwrap_or_default()) {
-                problems.push(format!(
-                    "{name}: {} is not a secret; set it directly",
-                    env_name(&key_path)
-                ));
+                problems.push(format!("{name}: {} is not a secret; set it directly", env_name(&key_path)));
             }
             continue;
         }
-        if environment
-            .iter()
-            .any(|(other, _)| *other == env_name(&key_path))
-        {
-            problems.push(format!(
-                "{name}: {} is also set; use one or the other",
-                env_name(&key_path)
-            ));
+        if environment.iter().any(|(other, _)| *other == env_name(&key_path)) {
+            problems.push(format!("{name}: {} is also set; use one or the other", env_name(&key_path)));
             continue;
         }
         match std::fs::read_to_string(path) {
-            Ok(contents) => {
-                secrets.push((key_path, contents.trim_end_matches(['\n', '\r']).to_owned()))
-            }
+            Ok(contents) => secrets.push((key_path, contents.trim_end_matches(['\n', '\r']).to_owned())),
             Err(error) => problems.push(format!("{name}: cannot read {path}: {error}")),
         }
     }
-    if problems.is_empty() {
-        Ok(secrets)
-    } else {
-        Err(ConfigError { problems })
-    }
+    if problems.is_empty() { Ok(secrets) } else { Err(ConfigError { problems }) }
 }
 
 fn describe_figment_error(error: figment::Error) -> String {
@@ -816,11 +701,7 @@ fn describe_figment_error(error: figment::Error) -> String {
         figment::error::Kind::UnknownField(field, _) => {
             // figment's path usually ends with the unknown field already.
             let full = if error.path.last() == Some(field) || key_path.is_empty() {
-                if key_path.is_empty() {
-                    field.clone()
-                } else {
-                    key_path.clone()
-                }
+                if key_path.is_empty() { field.clone() } else { key_path.clone() }
             } else {
                 format!("{key_path}.{field}")
             };
@@ -828,27 +709,17 @@ fn describe_figment_error(error: figment::Error) -> String {
         }
         other => other.to_string(),
     };
-    if key_path.is_empty() {
-        format!("{kind}{source}")
-    } else {
-        format!("{}: {kind}{source}", setting(&key_path))
-    }
+    if key_path.is_empty() { format!("{kind}{source}") } else { format!("{}: {kind}{source}", setting(&key_path)) }
 }
 
-fn serialize_secret<S: Serializer>(
-    secret: &Option<SecretString>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
+fn serialize_secret<S: Serializer>(secret: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
     match secret {
         Some(_) => serializer.serialize_str("[redacted]"),
         None => serializer.serialize_none(),
     }
 }
 
-fn serialize_secret_url<S: Serializer>(
-    secret: &Option<SecretString>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
+fn serialize_secret_url<S: Serializer>(secret: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
     match secret {
         Some(url) => serializer.serialize_str(&redact_url(url.expose_secret())),
         None => serializer.serialize_none(),
@@ -857,9 +728,7 @@ fn serialize_secret_url<S: Serializer>(
 
 /// Accepts `"10.0.0.0/8, 192.168.1.1"` (environment) or `["10.0.0.0/8"]` (TOML); a bare address is a /32
 /// or /128.
-fn deserialize_cidr_list<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<IpNet>, D::Error> {
+fn deserialize_cidr_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum ListOrString {
@@ -877,9 +746,7 @@ fn deserialize_cidr_list<'de, D: Deserializer<'de>>(
         .map(|item| {
             item.parse::<IpNet>()
                 .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    serde::de::Error::custom(format!("{item:?} is not an IP address or CIDR"))
-                })
+                .map_err(|_| serde::de::Error::custom(format!("{item:?} is not an IP address or CIDR")))
         })
         .collect()
 }
@@ -889,19 +756,11 @@ mod tests {
     use super::*;
 
     fn load(environment: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::load_from(
-            None,
-            environment
-                .iter()
-                .map(|(name, value)| (name.to_string(), value.to_string())),
-        )
+        Config::load_from(None, environment.iter().map(|(name, value)| (name.to_string(), value.to_string())))
     }
 
     fn problems(environment: &[(&str, &str)]) -> Vec<String> {
-        load(environment)
-            .expect_err("configuration must be refused")
-            .problems()
-            .to_vec()
+        load(environment).expect_err("configuration must be refused").problems().to_vec()
     }
 
     #[test]
@@ -909,10 +768,7 @@ mod tests {
         let config = load(&[]).expect("defaults are valid");
         assert_eq!(config.env, Environment::Development);
         assert_eq!(config.bind, SocketAddr::from(([127, 0, 0, 1], 8000)));
-        assert_eq!(
-            config.database_url().expose_secret(),
-            "sqlite://./data/dashtam.db"
-        );
+        assert_eq!(config.database_url().expose_secret(), "sqlite://./data/dashtam.db");
         assert_eq!(config.public_url().as_str(), "http://127.0.0.1:8000/");
         assert_eq!(config.app_url(), config.public_url());
         assert_eq!(config.mail.transport, MailTransport::File);
@@ -922,16 +778,8 @@ mod tests {
         assert!(config.redis_url.is_none());
         assert!(!config.json_logs());
         assert_eq!(
-            (
-                config.http.connect_timeout,
-                config.http.read_timeout,
-                config.http.total_timeout
-            ),
-            (
-                Duration::from_secs(10),
-                Duration::from_secs(30),
-                Duration::from_secs(30)
-            )
+            (config.http.connect_timeout, config.http.read_timeout, config.http.total_timeout),
+            (Duration::from_secs(10), Duration::from_secs(30), Duration::from_secs(30))
         );
     }
 
@@ -941,10 +789,7 @@ mod tests {
             ("DASHTAM_BIND", "0.0.0.0:9000"),
             ("DASHTAM_DATA_DIR", "/var/lib/dashtam"),
             ("DASHTAM_MAIL__TRANSPORT", "smtp"),
-            (
-                "DASHTAM_MAIL__SMTP_URL",
-                "smtps://user:pw@mail.example.com:465",
-            ),
+            ("DASHTAM_MAIL__SMTP_URL", "smtps://user:pw@mail.example.com:465"),
             ("DASHTAM_RATE_LIMIT__ENABLED", "false"),
             ("DASHTAM_HTTP__CONNECT_TIMEOUT", "2s"),
             ("DASHTAM_DATABASE__MAX_CONNECTIONS", "32"),
@@ -952,19 +797,12 @@ mod tests {
         ])
         .expect("valid");
         assert_eq!(config.bind, "0.0.0.0:9000".parse().expect("address"));
-        assert_eq!(
-            config.database_url().expose_secret(),
-            "sqlite:///var/lib/dashtam/dashtam.db"
-        );
+        assert_eq!(config.database_url().expose_secret(), "sqlite:///var/lib/dashtam/dashtam.db");
         assert_eq!(config.mail.transport, MailTransport::Smtp);
         assert!(!config.rate_limit.enabled);
         assert_eq!(config.http.connect_timeout, Duration::from_secs(2));
         assert_eq!(config.database.max_connections, 32);
-        let proxies: Vec<String> = config
-            .trusted_proxies
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let proxies: Vec<String> = config.trusted_proxies.iter().map(ToString::to_string).collect();
         assert_eq!(proxies, ["10.0.0.0/8", "192.168.1.7/32", "::1/128"]);
     }
 
@@ -982,15 +820,9 @@ mod tests {
     #[test]
     fn a_typo_inside_a_section_is_refused_by_name() {
         let found = problems(&[("DASHTAM_MAIL__TRANSPRT", "smtp")]);
-        assert_eq!(
-            found,
-            ["DASHTAM_MAIL__TRANSPRT (mail.transprt): unknown setting"]
-        );
+        assert_eq!(found, ["DASHTAM_MAIL__TRANSPRT (mail.transprt): unknown setting"]);
         let found = problems(&[("DASHTAM_MAIL__TRANSPORT", "pigeon")]);
-        assert!(
-            found[0].starts_with("DASHTAM_MAIL__TRANSPORT (mail.transport): "),
-            "{found:?}"
-        );
+        assert!(found[0].starts_with("DASHTAM_MAIL__TRANSPORT (mail.transport): "), "{found:?}");
         let found = problems(&[("DASHTAM_TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip")]);
         assert!(found[0].contains("not-an-ip"), "{found:?}");
     }
@@ -1012,10 +844,7 @@ mod tests {
             "DASHTAM_DATABASE_URL",
             "DASHTAM_PUBLIC_URL",
         ] {
-            assert!(
-                joined.contains(setting),
-                "{setting} missing from:\n{joined}"
-            );
+            assert!(joined.contains(setting), "{setting} missing from:\n{joined}");
         }
         assert_eq!(found.len(), 5, "{joined}");
     }
@@ -1023,11 +852,7 @@ mod tests {
     #[test]
     fn production_refuses_development_conveniences_and_accepts_a_real_setup() {
         let found = problems(&[("DASHTAM_ENV", "production")]).join("\n");
-        for setting in [
-            "DASHTAM_MAIL__TRANSPORT",
-            "DASHTAM_KEYS__SIGNING",
-            "DASHTAM_PUBLIC_URL",
-        ] {
+        for setting in ["DASHTAM_MAIL__TRANSPORT", "DASHTAM_KEYS__SIGNING", "DASHTAM_PUBLIC_URL"] {
             assert!(found.contains(setting), "{setting} missing from:\n{found}");
         }
         let config = load(&[
@@ -1052,23 +877,12 @@ mod tests {
         let path = path.display().to_string();
         let config = load(&[("DASHTAM_KEYS__SIGNING_FILE", &path)]).expect("valid");
         assert_eq!(
-            config
-                .keys
-                .signing
-                .as_ref()
-                .map(|key| key.expose_secret().to_owned())
-                .as_deref(),
+            config.keys.signing.as_ref().map(|key| key.expose_secret().to_owned()).as_deref(),
             Some("k1:c2VjcmV0")
         );
 
-        let found = problems(&[
-            ("DASHTAM_KEYS__SIGNING_FILE", &path),
-            ("DASHTAM_KEYS__SIGNING", "inline"),
-        ]);
-        assert!(
-            found[0].starts_with("DASHTAM_KEYS__SIGNING_FILE: "),
-            "{found:?}"
-        );
+        let found = problems(&[("DASHTAM_KEYS__SIGNING_FILE", &path), ("DASHTAM_KEYS__SIGNING", "inline")]);
+        assert!(found[0].starts_with("DASHTAM_KEYS__SIGNING_FILE: "), "{found:?}");
         let found = problems(&[("DASHTAM_BIND_FILE", &path)]);
         assert!(found[0].contains("not a secret"), "{found:?}");
     }
@@ -1084,17 +898,10 @@ mod tests {
         .expect("valid");
         for rendered in [format!("{config:?}"), config.to_redacted_toml()] {
             for secret in ["token-hash-secret", "redis-password", "schwab-secret"] {
-                assert!(
-                    !rendered.contains(secret),
-                    "{secret} leaked in:\n{rendered}"
-                );
+                assert!(!rendered.contains(secret), "{secret} leaked in:\n{rendered}");
             }
         }
-        assert!(
-            config
-                .to_redacted_toml()
-                .contains("redis://:[redacted]@cache:6379/0")
-        );
+        assert!(config.to_redacted_toml().contains("redis://:[redacted]@cache:6379/0"));
     }
 
     #[test]
@@ -1103,10 +910,7 @@ mod tests {
             redact_url("postgres://u:p%40ss@h:5432/d?sslmode=require"),
             "postgres://u:[redacted]@h:5432/d?sslmode=require"
         );
-        assert_eq!(
-            redact_url("sqlite://./data/dashtam.db"),
-            "sqlite://./data/dashtam.db"
-        );
+        assert_eq!(redact_url("sqlite://./data/dashtam.db"), "sqlite://./data/dashtam.db");
         assert_eq!(redact_url("not a url with secret"), "[redacted]");
     }
 }

@@ -17,10 +17,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("dashtam: cannot start the async runtime: {error}");
@@ -46,28 +43,15 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
             match migrate {
                 MigrateCommand::Up => {
                     let applied = database.migrate_up().await?;
-                    println!(
-                        "applied {} migration(s){}",
-                        applied.len(),
-                        list_versions(&applied)
-                    );
+                    println!("applied {} migration(s){}", applied.len(), list_versions(&applied));
                 }
                 MigrateCommand::Down { steps } => {
                     let reverted = database.migrate_down(steps).await?;
-                    println!(
-                        "reverted {} migration(s){}",
-                        reverted.len(),
-                        list_versions(&reverted)
-                    );
+                    println!("reverted {} migration(s){}", reverted.len(), list_versions(&reverted));
                 }
                 MigrateCommand::Status => {
                     for line in database.migration_status().await? {
-                        println!(
-                            "{:<16} {:<9} {}",
-                            line.version,
-                            line.state.as_str(),
-                            line.description
-                        );
+                        println!("{:<16} {:<9} {}", line.version, line.state.as_str(), line.description);
                     }
                 }
             }
@@ -85,10 +69,7 @@ async fn serve(config: Config, no_migrate: bool) -> anyhow::Result<()> {
     logging::init(&config)?;
     let database = app::open_database(&config).await?;
     if !no_migrate {
-        let applied = database
-            .migrate_up()
-            .await
-            .context("migrating the database")?;
+        let applied = database.migrate_up().await.context("migrating the database")?;
         if !applied.is_empty() {
             tracing::info!(count = applied.len(), "applied migrations");
         }
@@ -105,13 +86,8 @@ async fn serve(config: Config, no_migrate: bool) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION")
     );
     let store = state.store.clone();
-    let served = app::serve(
-        listener,
-        dashtam_api::router(state),
-        config.server.shutdown_timeout,
-        app::shutdown_signal(),
-    )
-    .await;
+    let served =
+        app::serve(listener, dashtam_api::router(state), config.server.shutdown_timeout, app::shutdown_signal()).await;
     store.close().await;
     tracing::info!("stopped");
     served

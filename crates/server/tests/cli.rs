@@ -38,34 +38,21 @@ fn config_check_prints_the_effective_configuration_with_secrets_redacted() {
     let output = run(dashtam(dir.path())
         .args(["config", "check"])
         .env("DASHTAM_KEYS__SIGNING", "k1:c2lnbmluZy1zZWNyZXQtdmFsdWU=")
-        .env(
-            "DASHTAM_DATABASE_URL",
-            "postgres://dashtam:hunter2-password@db.internal:5432/dashtam",
-        )
+        .env("DASHTAM_DATABASE_URL", "postgres://dashtam:hunter2-password@db.internal:5432/dashtam")
         .env("DASHTAM_SCHWAB__CLIENT_ID", "client-id-visible")
         .env("DASHTAM_SCHWAB__CLIENT_SECRET", "schwab-client-secret")
         .env("DASHTAM_MAIL__TRANSPORT", "log"));
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
-    for secret in [
-        "c2lnbmluZy1zZWNyZXQtdmFsdWU",
-        "hunter2-password",
-        "schwab-client-secret",
-    ] {
+    for secret in ["c2lnbmluZy1zZWNyZXQtdmFsdWU", "hunter2-password", "schwab-client-secret"] {
         assert!(!text.contains(secret), "secret {secret} leaked:\n{text}");
     }
     assert!(text.contains("signing = \"[redacted]\""), "{text}");
-    assert!(
-        text.contains("postgres://dashtam:[redacted]@db.internal:5432/dashtam"),
-        "{text}"
-    );
+    assert!(text.contains("postgres://dashtam:[redacted]@db.internal:5432/dashtam"), "{text}");
     assert!(text.contains("client_id = \"client-id-visible\""), "{text}");
     assert!(text.contains("transport = \"log\""), "{text}");
     // Derived defaults are shown as the server will use them.
-    assert!(
-        text.contains("public_url = \"http://127.0.0.1:8000/\""),
-        "{text}"
-    );
+    assert!(text.contains("public_url = \"http://127.0.0.1:8000/\""), "{text}");
     assert!(text.contains("bind = \"127.0.0.1:8000\""), "{text}");
 }
 
@@ -78,32 +65,18 @@ fn invalid_configuration_stops_with_one_message_naming_each_setting() {
         .env("DASHTAM_HTTP__CONNECT_TIMEOUT", "1m"));
     assert_eq!(output.status.code(), Some(2));
     let message = stderr(&output);
-    assert!(
-        message.contains("DASHTAM_MAIL__TRANSPORT (mail.transport)"),
-        "{message}"
-    );
+    assert!(message.contains("DASHTAM_MAIL__TRANSPORT (mail.transport)"), "{message}");
     assert!(stdout(&output).is_empty());
 
-    let output = run(dashtam(dir.path())
-        .args(["config", "check"])
-        .env("DASHTAM_HTTP__CONNECT_TIMEOUT", "1m"));
+    let output = run(dashtam(dir.path()).args(["config", "check"]).env("DASHTAM_HTTP__CONNECT_TIMEOUT", "1m"));
     assert_eq!(output.status.code(), Some(2));
     let message = stderr(&output);
-    assert!(
-        message.contains("DASHTAM_HTTP__CONNECT_TIMEOUT (http.connect_timeout)"),
-        "{message}"
-    );
+    assert!(message.contains("DASHTAM_HTTP__CONNECT_TIMEOUT (http.connect_timeout)"), "{message}");
     assert!(message.contains("DASHTAM_HTTP__TOTAL_TIMEOUT"), "{message}");
 
-    let output = run(dashtam(dir.path())
-        .args(["config", "check"])
-        .env("DASHTAM_MAIL__TRANSPRT", "smtp"));
+    let output = run(dashtam(dir.path()).args(["config", "check"]).env("DASHTAM_MAIL__TRANSPRT", "smtp"));
     assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr(&output).contains("DASHTAM_MAIL__TRANSPRT (mail.transprt): unknown setting"),
-        "{}",
-        stderr(&output)
-    );
+    assert!(stderr(&output).contains("DASHTAM_MAIL__TRANSPRT (mail.transprt): unknown setting"), "{}", stderr(&output));
 }
 
 #[test]
@@ -130,10 +103,7 @@ fn production_refuses_every_development_default() {
     // The server does not start either.
     let served = run(dashtam(dir.path()).env("DASHTAM_ENV", "production"));
     assert_eq!(served.status.code(), Some(2));
-    assert!(
-        !dir.path().join("data").exists(),
-        "nothing is created before configuration is valid"
-    );
+    assert!(!dir.path().join("data").exists(), "nothing is created before configuration is valid");
 }
 
 #[test]
@@ -147,40 +117,20 @@ fn a_toml_file_is_read_and_the_environment_overrides_it() {
         .env("DASHTAM_BIND", "127.0.0.1:9200"));
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
-    assert!(
-        text.contains("bind = \"127.0.0.1:9200\""),
-        "environment wins: {text}"
-    );
-    assert!(
-        text.contains("transport = \"log\"") && text.contains("json_body_limit = 4096"),
-        "{text}"
-    );
+    assert!(text.contains("bind = \"127.0.0.1:9200\""), "environment wins: {text}");
+    assert!(text.contains("transport = \"log\"") && text.contains("json_body_limit = 4096"), "{text}");
 
-    let via_env = run(dashtam(dir.path())
-        .args(["config", "check"])
-        .env("DASHTAM_CONFIG", &file));
-    assert!(
-        stdout(&via_env).contains("bind = \"127.0.0.1:9100\""),
-        "{}",
-        stderr(&via_env)
-    );
+    let via_env = run(dashtam(dir.path()).args(["config", "check"]).env("DASHTAM_CONFIG", &file));
+    assert!(stdout(&via_env).contains("bind = \"127.0.0.1:9100\""), "{}", stderr(&via_env));
 
     std::fs::write(&file, "[mail]\ntransport = \"log\"\nunknown_key = 1\n").expect("write config");
     let refused = run(dashtam(dir.path()).args(["--config", "dashtam.toml", "config", "check"]));
     assert_eq!(refused.status.code(), Some(2));
-    assert!(
-        stderr(&refused).contains("mail.unknown_key"),
-        "{}",
-        stderr(&refused)
-    );
+    assert!(stderr(&refused).contains("mail.unknown_key"), "{}", stderr(&refused));
 
     let missing = run(dashtam(dir.path()).args(["--config", "nope.toml", "config", "check"]));
     assert_eq!(missing.status.code(), Some(2));
-    assert!(
-        stderr(&missing).contains("nope.toml"),
-        "{}",
-        stderr(&missing)
-    );
+    assert!(stderr(&missing).contains("nope.toml"), "{}", stderr(&missing));
 }
 
 #[test]
@@ -188,30 +138,20 @@ fn secrets_can_come_from_files() {
     let dir = TempDir::new().expect("temp dir");
     let secret = dir.path().join("token_hash");
     std::fs::write(&secret, "file-held-secret-value\n").expect("write secret");
-    let output = run(dashtam(dir.path())
-        .args(["config", "check"])
-        .env("DASHTAM_KEYS__TOKEN_HASH_FILE", &secret));
+    let output = run(dashtam(dir.path()).args(["config", "check"]).env("DASHTAM_KEYS__TOKEN_HASH_FILE", &secret));
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
-    assert!(
-        text.contains("token_hash = \"[redacted]\"") && !text.contains("file-held-secret-value"),
-        "{text}"
-    );
+    assert!(text.contains("token_hash = \"[redacted]\"") && !text.contains("file-held-secret-value"), "{text}");
 
     let both = run(dashtam(dir.path())
         .args(["config", "check"])
         .env("DASHTAM_KEYS__TOKEN_HASH_FILE", &secret)
         .env("DASHTAM_KEYS__TOKEN_HASH", "inline"));
     assert_eq!(both.status.code(), Some(2));
-    assert!(
-        stderr(&both).contains("DASHTAM_KEYS__TOKEN_HASH_FILE"),
-        "{}",
-        stderr(&both)
-    );
+    assert!(stderr(&both).contains("DASHTAM_KEYS__TOKEN_HASH_FILE"), "{}", stderr(&both));
 
-    let unreadable = run(dashtam(dir.path())
-        .args(["config", "check"])
-        .env("DASHTAM_KEYS__SIGNING_FILE", "/no/such/file"));
+    let unreadable =
+        run(dashtam(dir.path()).args(["config", "check"]).env("DASHTAM_KEYS__SIGNING_FILE", "/no/such/file"));
     assert_eq!(unreadable.status.code(), Some(2));
     assert!(
         stderr(&unreadable).contains("DASHTAM_KEYS__SIGNING_FILE: cannot read /no/such/file"),
@@ -221,64 +161,31 @@ fn secrets_can_come_from_files() {
 }
 
 fn migrate(dir: &Path, database_url: &str, args: &[&str]) -> String {
-    let output = run(dashtam(dir)
-        .arg("migrate")
-        .args(args)
-        .env("DASHTAM_DATABASE_URL", database_url));
-    assert!(
-        output.status.success(),
-        "migrate {args:?}: {}",
-        stderr(&output)
-    );
+    let output = run(dashtam(dir).arg("migrate").args(args).env("DASHTAM_DATABASE_URL", database_url));
+    assert!(output.status.success(), "migrate {args:?}: {}", stderr(&output));
     stdout(&output)
 }
 
 fn migrations_round_trip(database_url: &str) {
     let dir = TempDir::new().expect("temp dir");
     let pending = migrate(dir.path(), database_url, &["status"]);
-    assert!(
-        pending.lines().count() >= 1 && pending.lines().all(|line| line.contains("pending")),
-        "{pending}"
-    );
+    assert!(pending.lines().count() >= 1 && pending.lines().all(|line| line.contains("pending")), "{pending}");
     let applied = migrate(dir.path(), database_url, &["up"]);
     assert!(applied.starts_with("applied "), "{applied}");
-    assert!(
-        migrate(dir.path(), database_url, &["status"])
-            .lines()
-            .all(|line| line.contains(" applied "))
-    );
-    assert_eq!(
-        migrate(dir.path(), database_url, &["up"]).trim(),
-        "applied 0 migration(s)"
-    );
+    assert!(migrate(dir.path(), database_url, &["status"]).lines().all(|line| line.contains(" applied ")));
+    assert_eq!(migrate(dir.path(), database_url, &["up"]).trim(), "applied 0 migration(s)");
     let reverted = migrate(dir.path(), database_url, &["down", "--steps", "1"]);
-    assert!(
-        reverted.starts_with("reverted 1 migration(s)"),
-        "{reverted}"
-    );
+    assert!(reverted.starts_with("reverted 1 migration(s)"), "{reverted}");
     let status = migrate(dir.path(), database_url, &["status"]);
-    assert!(
-        status
-            .lines()
-            .last()
-            .is_some_and(|line| line.contains("pending")),
-        "{status}"
-    );
+    assert!(status.lines().last().is_some_and(|line| line.contains("pending")), "{status}");
     migrate(dir.path(), database_url, &["up"]);
-    assert!(
-        migrate(dir.path(), database_url, &["status"])
-            .lines()
-            .all(|line| line.contains(" applied "))
-    );
+    assert!(migrate(dir.path(), database_url, &["status"]).lines().all(|line| line.contains(" applied ")));
 }
 
 #[test]
 fn migrations_round_trip_on_sqlite() {
     let dir = TempDir::new().expect("temp dir");
-    migrations_round_trip(&format!(
-        "sqlite://{}",
-        dir.path().join("round-trip.db").display()
-    ));
+    migrations_round_trip(&format!("sqlite://{}", dir.path().join("round-trip.db").display()));
 }
 
 #[tokio::test]
@@ -286,9 +193,7 @@ async fn migrations_round_trip_on_postgres() {
     let Some(database) = dashtam_testkit_free::postgres_schema_url().await else {
         return;
     };
-    tokio::task::spawn_blocking(move || migrations_round_trip(&database))
-        .await
-        .expect("round trip");
+    tokio::task::spawn_blocking(move || migrations_round_trip(&database)).await.expect("round trip");
 }
 
 /// A running `dashtam serve`, killed if the test fails before stopping it.
@@ -299,45 +204,25 @@ struct Server {
 
 impl Server {
     fn start(command: &mut Command) -> Self {
-        let mut child = command
-            .env("DASHTAM_BIND", "127.0.0.1:0")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
+        let mut child = command.env("DASHTAM_BIND", "127.0.0.1:0").stderr(Stdio::piped()).spawn().expect("spawn");
         let stderr = child.stderr.take().expect("piped stderr");
         let (found, address) = mpsc::channel();
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if !sent && let Some(rest) = line.split("listening on http://").nth(1) {
-                    let address = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
+                    let address = rest.split_whitespace().next().unwrap_or_default().to_owned();
                     sent = found.send(address).is_ok();
                 }
             }
         });
-        let address = address
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server announced its address");
-        Self {
-            child,
-            address: address.parse().expect("a socket address"),
-        }
+        let address = address.recv_timeout(Duration::from_secs(30)).expect("server announced its address");
+        Self { child, address: address.parse().expect("a socket address") }
     }
 
     fn get(&self, path: &str) -> (u16, String) {
         let response = std::process::Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "-",
-                "-w",
-                "\n%{http_code}",
-                &format!("http://{}{path}", self.address),
-            ])
+            .args(["-s", "-o", "-", "-w", "\n%{http_code}", &format!("http://{}{path}", self.address)])
             .output()
             .expect("curl");
         let text = String::from_utf8_lossy(&response.stdout).into_owned();
@@ -347,19 +232,13 @@ impl Server {
 
     fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("send SIGTERM");
+        Command::new("kill").args(["-TERM", &pid]).status().expect("send SIGTERM");
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "server did not stop after SIGTERM"
-            );
+            assert!(std::time::Instant::now() < deadline, "server did not stop after SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -379,10 +258,7 @@ fn serves_sqlite_under_data_by_default_and_stops_cleanly_on_sigterm() {
     assert_eq!((status, body.contains("\"ok\"")), (200, true), "{body}");
     let (status, body) = server.get("/ready");
     assert_eq!(status, 200, "{body}");
-    assert!(
-        dir.path().join("data/dashtam.db").is_file(),
-        "SQLite database created under ./data"
-    );
+    assert!(dir.path().join("data/dashtam.db").is_file(), "SQLite database created under ./data");
     let exit = server.terminate();
     assert!(exit.success(), "clean exit after SIGTERM: {exit:?}");
 }
@@ -402,10 +278,7 @@ async fn two_instances_starting_together_on_one_postgres_both_come_up() {
                 std::thread::spawn(move || Server::start(&mut command))
             })
             .collect();
-        let servers: Vec<Server> = handles
-            .into_iter()
-            .map(|handle| handle.join().expect("started"))
-            .collect();
+        let servers: Vec<Server> = handles.into_iter().map(|handle| handle.join().expect("started")).collect();
         for server in &servers {
             assert_eq!(server.get("/ready").0, 200);
         }
@@ -422,21 +295,15 @@ async fn two_instances_starting_together_on_one_postgres_both_come_up() {
 mod dashtam_testkit_free {
     /// A URL selecting a new empty schema in `DASHTAM_TEST_DATABASE_URL`, or `None` when unset.
     pub async fn postgres_schema_url() -> Option<String> {
-        let base = std::env::var("DASHTAM_TEST_DATABASE_URL")
-            .ok()
-            .filter(|url| !url.is_empty())?;
+        let base = std::env::var("DASHTAM_TEST_DATABASE_URL").ok().filter(|url| !url.is_empty())?;
         let schema = format!("cli_{}", uuid::Uuid::now_v7().simple());
-        let pool = sqlx::PgPool::connect(&base).await.unwrap_or_else(|error| {
-            panic!("DASHTAM_TEST_DATABASE_URL is set but unreachable: {error}")
-        });
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&pool)
+        let pool = sqlx::PgPool::connect(&base)
             .await
-            .expect("create schema");
+            .unwrap_or_else(|error| panic!("DASHTAM_TEST_DATABASE_URL is set but unreachable: {error}"));
+        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.expect("create schema");
         pool.close().await;
         let mut url = url::Url::parse(&base).expect("URL");
-        url.query_pairs_mut()
-            .append_pair("options", &format!("-c search_path={schema}"));
+        url.query_pairs_mut().append_pair("options", &format!("-c search_path={schema}"));
         Some(url.to_string())
     }
 }

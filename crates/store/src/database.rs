@@ -21,10 +21,7 @@ pub struct PoolOptions {
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        Self {
-            max_connections: 10,
-            acquire_timeout: Duration::from_secs(5),
-        }
+        Self { max_connections: 10, acquire_timeout: Duration::from_secs(5) }
     }
 }
 
@@ -65,12 +62,10 @@ impl Database {
     pub async fn connect(url: &str, options: &PoolOptions) -> Result<Self, ConnectError> {
         let scheme = url.split_once(':').map(|(scheme, _)| scheme);
         match scheme {
-            Some("sqlite") => Ok(Self(Backend::Sqlite(Arc::new(
-                SqliteStore::connect(url, options).await?,
-            )))),
-            Some("postgres" | "postgresql") => Ok(Self(Backend::Postgres(Arc::new(
-                PgStore::connect(url, options).await?,
-            )))),
+            Some("sqlite") => Ok(Self(Backend::Sqlite(Arc::new(SqliteStore::connect(url, options).await?)))),
+            Some("postgres" | "postgresql") => {
+                Ok(Self(Backend::Postgres(Arc::new(PgStore::connect(url, options).await?))))
+            }
             _ => Err(ConnectError::UnsupportedScheme),
         }
     }
@@ -95,12 +90,8 @@ impl Database {
     /// Reverts the newest `steps` applied migrations; returns the versions reverted, newest first.
     pub async fn migrate_down(&self, steps: usize) -> Result<Vec<SchemaVersion>, MigrationError> {
         match &self.0 {
-            Backend::Sqlite(store) => {
-                migrations::down(&migrations::SQLITE, &store.pool, steps).await
-            }
-            Backend::Postgres(store) => {
-                migrations::down(&migrations::POSTGRES, &store.pool, steps).await
-            }
+            Backend::Sqlite(store) => migrations::down(&migrations::SQLITE, &store.pool, steps).await,
+            Backend::Postgres(store) => migrations::down(&migrations::POSTGRES, &store.pool, steps).await,
         }
     }
 
@@ -108,9 +99,7 @@ impl Database {
     pub async fn migration_status(&self) -> Result<Vec<MigrationStatus>, MigrationError> {
         match &self.0 {
             Backend::Sqlite(store) => migrations::status(&migrations::SQLITE, &store.pool).await,
-            Backend::Postgres(store) => {
-                migrations::status(&migrations::POSTGRES, &store.pool).await
-            }
+            Backend::Postgres(store) => migrations::status(&migrations::POSTGRES, &store.pool).await,
         }
     }
 }

@@ -12,12 +12,8 @@ pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.into()),
         // A server that is shutting down or restarting reports itself through the database error channel.
-        sqlx::Error::Database(db) if is_server_going_away(db.code().as_deref()) => {
-            StoreError::Unavailable(db.into())
-        }
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
-            StoreError::Corrupt(error.to_string())
-        }
+        sqlx::Error::Database(db) if is_server_going_away(db.code().as_deref()) => StoreError::Unavailable(db.into()),
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => StoreError::Corrupt(error.to_string()),
         other => StoreError::Other(other.into()),
     }
 }
@@ -42,13 +38,7 @@ mod tests {
 
     #[test]
     fn pool_exhaustion_is_unavailability() {
-        assert!(matches!(
-            store_error(sqlx::Error::PoolTimedOut),
-            StoreError::Unavailable(_)
-        ));
-        assert!(matches!(
-            store_error(sqlx::Error::RowNotFound),
-            StoreError::Other(_)
-        ));
+        assert!(matches!(store_error(sqlx::Error::PoolTimedOut), StoreError::Unavailable(_)));
+        assert!(matches!(store_error(sqlx::Error::RowNotFound), StoreError::Other(_)));
     }
 }

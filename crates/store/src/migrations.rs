@@ -53,10 +53,7 @@ pub struct MigrationStatus {
     pub state: MigrationState,
 }
 
-pub(crate) async fn up<DB>(
-    migrator: &Migrator,
-    pool: &Pool<DB>,
-) -> Result<Vec<SchemaVersion>, MigrationError>
+pub(crate) async fn up<DB>(migrator: &Migrator, pool: &Pool<DB>) -> Result<Vec<SchemaVersion>, MigrationError>
 where
     DB: SqlxDatabase,
     DB::Connection: Migrate,
@@ -64,10 +61,7 @@ where
     let before = applied_versions(pool).await?;
     migrator.run(pool).await?;
     let after = applied_versions(pool).await?;
-    Ok(after
-        .into_keys()
-        .filter(|version| !before.contains_key(version))
-        .collect())
+    Ok(after.into_keys().filter(|version| !before.contains_key(version)).collect())
 }
 
 pub(crate) async fn down<DB>(
@@ -89,10 +83,7 @@ where
     Ok(applied.into_iter().take(steps).collect())
 }
 
-pub(crate) async fn status<DB>(
-    migrator: &Migrator,
-    pool: &Pool<DB>,
-) -> Result<Vec<MigrationStatus>, MigrationError>
+pub(crate) async fn status<DB>(migrator: &Migrator, pool: &Pool<DB>) -> Result<Vec<MigrationStatus>, MigrationError>
 where
     DB: SqlxDatabase,
     DB::Connection: Migrate,
@@ -107,11 +98,7 @@ where
                 Some(_) => MigrationState::Modified,
                 None => MigrationState::Pending,
             };
-            MigrationStatus {
-                version: migration.version,
-                description: migration.description.to_string(),
-                state,
-            }
+            MigrationStatus { version: migration.version, description: migration.description.to_string(), state }
         })
         .collect();
     lines.extend(applied.into_keys().map(|version| MigrationStatus {
@@ -127,9 +114,7 @@ where
 /// on PostgreSQL (two `CREATE TABLE IF NOT EXISTS` collide in the catalog), so it happens under the same
 /// advisory lock the migrator takes. Another instance may apply migrations between this read and the
 /// migrator's run; that only makes the "applied" report of `up` claim them too, never a double apply.
-async fn applied_versions<DB>(
-    pool: &Pool<DB>,
-) -> Result<BTreeMap<SchemaVersion, Vec<u8>>, MigrationError>
+async fn applied_versions<DB>(pool: &Pool<DB>) -> Result<BTreeMap<SchemaVersion, Vec<u8>>, MigrationError>
 where
     DB: SqlxDatabase,
     DB::Connection: Migrate,
@@ -143,8 +128,5 @@ where
     }
     .await;
     connection.unlock().await?;
-    Ok(listed?
-        .into_iter()
-        .map(|migration| (migration.version, migration.checksum.into_owned()))
-        .collect())
+    Ok(listed?.into_iter().map(|migration| (migration.version, migration.checksum.into_owned())).collect())
 }

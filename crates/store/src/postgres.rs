@@ -22,9 +22,8 @@ impl PgStore {
     const BACKEND: StoreBackend = StoreBackend::Postgres;
 
     pub(crate) async fn connect(url: &str, options: &PoolOptions) -> Result<Self, ConnectError> {
-        let connect_options = PgConnectOptions::from_str(url)
-            .map_err(ConnectError::InvalidUrl)?
-            .application_name("dashtam");
+        let connect_options =
+            PgConnectOptions::from_str(url).map_err(ConnectError::InvalidUrl)?.application_name("dashtam");
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)

@@ -23,11 +23,7 @@ macro_rules! impl_store_ports {
             }
 
             async fn ping(&self) -> Result<(), dashtam_domain::ports::StoreError> {
-                sqlx::query("SELECT 1")
-                    .execute(&self.pool)
-                    .await
-                    .map(drop)
-                    .map_err($crate::errors::store_error)
+                sqlx::query("SELECT 1").execute(&self.pool).await.map(drop).map_err($crate::errors::store_error)
             }
 
             fn pool_stats(&self) -> dashtam_domain::ports::PoolStats {
@@ -53,15 +49,12 @@ macro_rules! impl_store_ports {
                 &self,
                 id: dashtam_domain::UserId,
             ) -> Result<Option<dashtam_domain::User>, dashtam_domain::ports::StoreError> {
-                let row = sqlx::query_as(concat!(
-                    "SELECT ",
-                    $crate::queries::user_columns!(),
-                    " FROM users WHERE id = $1"
-                ))
-                    .bind(id.as_uuid())
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err($crate::errors::store_error)?;
+                let row =
+                    sqlx::query_as(concat!("SELECT ", $crate::queries::user_columns!(), " FROM users WHERE id = $1"))
+                        .bind(id.as_uuid())
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err($crate::errors::store_error)?;
                 $crate::rows::user_from_row(row)
             }
 
@@ -74,10 +67,10 @@ macro_rules! impl_store_ports {
                     $crate::queries::user_columns!(),
                     " FROM users WHERE email = $1"
                 ))
-                    .bind(email.as_str())
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err($crate::errors::store_error)?;
+                .bind(email.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::errors::store_error)?;
                 $crate::rows::user_from_row(row)
             }
 
@@ -110,6 +103,37 @@ macro_rules! impl_store_ports {
                 row.map(dashtam_domain::Session::try_from).transpose()
             }
 
+            async fn session_auth_state(
+                &self,
+                id: dashtam_domain::SessionId,
+            ) -> Result<Option<dashtam_domain::SessionAuthState>, dashtam_domain::ports::StoreError> {
+                let row: Option<$crate::rows::SessionAuthStateRow> = sqlx::query_as(
+                    "SELECT s.id AS session_id, s.user_id, s.revoked_at, s.expires_at, u.token_version, \
+                     u.disabled_at, c.global_min_token_version \
+                     FROM sessions s JOIN users u ON u.id = s.user_id CROSS JOIN security_config c \
+                     WHERE s.id = $1 AND c.id = 1",
+                )
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::errors::store_error)?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn refresh_token_by_id(
+                &self,
+                id: uuid::Uuid,
+            ) -> Result<Option<dashtam_domain::RefreshTokenRecord>, dashtam_domain::ports::StoreError> {
+                let row: Option<$crate::rows::RefreshTokenRow> = sqlx::query_as(
+                    "SELECT id, session_id, created_at, rotated_at, replaced_by FROM refresh_tokens WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::errors::store_error)?;
+                Ok(row.map(Into::into))
+            }
+
             async fn refresh_token_by_digest(
                 &self,
                 digest: &dashtam_domain::TokenDigest,
@@ -137,16 +161,16 @@ macro_rules! impl_store_ports {
                      updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING ",
                     $crate::queries::user_columns!()
                 ))
-                    .bind(user.id.as_uuid())
-                    .bind(user.email.as_str())
-                    .bind(user.name.as_str())
-                    .bind(&user.password_hash)
-                    .bind(user.role.as_str())
-                    .bind(user.email_verified_at.map($crate::rows::utc))
-                    .bind($crate::rows::utc(user.created_at))
-                    .fetch_one(&mut *self.tx)
-                    .await
-                    .map_err($crate::errors::store_error)?;
+                .bind(user.id.as_uuid())
+                .bind(user.email.as_str())
+                .bind(user.name.as_str())
+                .bind(&user.password_hash)
+                .bind(user.role.as_str())
+                .bind(user.email_verified_at.map($crate::rows::utc))
+                .bind($crate::rows::utc(user.created_at))
+                .fetch_one(&mut *self.tx)
+                .await
+                .map_err($crate::errors::store_error)?;
                 dashtam_domain::User::try_from(row)
             }
 
@@ -160,12 +184,12 @@ macro_rules! impl_store_ports {
                     "UPDATE users SET name = $2, updated_at = $3 WHERE id = $1 RETURNING ",
                     $crate::queries::user_columns!()
                 ))
-                    .bind(id.as_uuid())
-                    .bind(name.as_str())
-                    .bind($crate::rows::utc(now))
-                    .fetch_optional(&mut *self.tx)
-                    .await
-                    .map_err($crate::errors::store_error)?;
+                .bind(id.as_uuid())
+                .bind(name.as_str())
+                .bind($crate::rows::utc(now))
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err($crate::errors::store_error)?;
                 $crate::rows::user_from_row(row)
             }
 
@@ -179,12 +203,12 @@ macro_rules! impl_store_ports {
                     "UPDATE users SET role = $2, updated_at = $3 WHERE id = $1 RETURNING ",
                     $crate::queries::user_columns!()
                 ))
-                    .bind(id.as_uuid())
-                    .bind(role.as_str())
-                    .bind($crate::rows::utc(now))
-                    .fetch_optional(&mut *self.tx)
-                    .await
-                    .map_err($crate::errors::store_error)?;
+                .bind(id.as_uuid())
+                .bind(role.as_str())
+                .bind($crate::rows::utc(now))
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err($crate::errors::store_error)?;
                 $crate::rows::user_from_row(row)
             }
 
@@ -319,6 +343,219 @@ macro_rules! impl_store_ports {
                 .await
                 .map_err($crate::errors::store_error)?;
                 row.map(dashtam_domain::OneTimeToken::try_from).transpose()
+            }
+
+            async fn record_login_success(
+                &mut self,
+                id: dashtam_domain::UserId,
+                now: time::OffsetDateTime,
+            ) -> Result<(), dashtam_domain::ports::StoreError> {
+                sqlx::query(
+                    "UPDATE users SET failed_login_count = 0, locked_until = NULL, last_login_at = $2 WHERE id = $1",
+                )
+                .bind(id.as_uuid())
+                .bind($crate::rows::utc(now))
+                .execute(&mut *self.tx)
+                .await
+                .map(drop)
+                .map_err($crate::errors::store_error)
+            }
+
+            async fn record_login_failure(
+                &mut self,
+                id: dashtam_domain::UserId,
+                lock_threshold: i32,
+                lock_until: time::OffsetDateTime,
+                now: time::OffsetDateTime,
+            ) -> Result<Option<dashtam_domain::User>, dashtam_domain::ports::StoreError> {
+                // One statement, so concurrent failures cannot lose a count between a read and a write.
+                let row = sqlx::query_as(concat!(
+                    "UPDATE users SET failed_login_count = failed_login_count + 1, updated_at = $4, \
+                     locked_until = CASE WHEN failed_login_count + 1 >= $2 THEN $3 ELSE locked_until END \
+                     WHERE id = $1 RETURNING ",
+                    $crate::queries::user_columns!()
+                ))
+                .bind(id.as_uuid())
+                .bind(lock_threshold)
+                .bind($crate::rows::utc(lock_until))
+                .bind($crate::rows::utc(now))
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err($crate::errors::store_error)?;
+                $crate::rows::user_from_row(row)
+            }
+
+            async fn set_password_hash(
+                &mut self,
+                id: dashtam_domain::UserId,
+                hash: &str,
+                now: time::OffsetDateTime,
+            ) -> Result<bool, dashtam_domain::ports::StoreError> {
+                let result = sqlx::query(
+                    "UPDATE users SET password_hash = $2, failed_login_count = 0, locked_until = NULL, \
+                     updated_at = $3 WHERE id = $1",
+                )
+                .bind(id.as_uuid())
+                .bind(hash)
+                .bind($crate::rows::utc(now))
+                .execute(&mut *self.tx)
+                .await
+                .map_err($crate::errors::store_error)?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn mark_email_verified(
+                &mut self,
+                id: dashtam_domain::UserId,
+                now: time::OffsetDateTime,
+            ) -> Result<bool, dashtam_domain::ports::StoreError> {
+                let result = sqlx::query(
+                    "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $2), updated_at = $2 \
+                     WHERE id = $1",
+                )
+                .bind(id.as_uuid())
+                .bind($crate::rows::utc(now))
+                .execute(&mut *self.tx)
+                .await
+                .map_err($crate::errors::store_error)?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn disable_user(
+                &mut self,
+                id: dashtam_domain::UserId,
+                now: time::OffsetDateTime,
+            ) -> Result<Option<dashtam_domain::User>, dashtam_domain::ports::StoreError> {
+                let row = sqlx::query_as(concat!(
+                    "UPDATE users SET disabled_at = COALESCE(disabled_at, $2), updated_at = $2 WHERE id = $1 \
+                     RETURNING ",
+                    $crate::queries::user_columns!()
+                ))
+                .bind(id.as_uuid())
+                .bind($crate::rows::utc(now))
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err($crate::errors::store_error)?;
+                $crate::rows::user_from_row(row)
+            }
+
+            async fn end_user_sessions(
+                &mut self,
+                user_id: dashtam_domain::UserId,
+                keep: Option<dashtam_domain::SessionId>,
+                reason: dashtam_domain::SessionEndReason,
+                now: time::OffsetDateTime,
+            ) -> Result<u64, dashtam_domain::ports::StoreError> {
+                let result = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $3, revoked_reason = $4 \
+                     WHERE user_id = $1 AND revoked_at IS NULL AND ($2 IS NULL OR id <> $2)",
+                )
+                .bind(user_id.as_uuid())
+                .bind(keep.map(|id| id.as_uuid()))
+                .bind($crate::rows::utc(now))
+                .bind(reason.as_str())
+                .execute(&mut *self.tx)
+                .await
+                .map_err($crate::errors::store_error)?;
+                Ok(result.rows_affected())
+            }
+
+            async fn touch_session(
+                &mut self,
+                id: dashtam_domain::SessionId,
+                now: time::OffsetDateTime,
+            ) -> Result<(), dashtam_domain::ports::StoreError> {
+                sqlx::query("UPDATE sessions SET last_activity_at = $2 WHERE id = $1 AND last_activity_at < $2")
+                    .bind(id.as_uuid())
+                    .bind($crate::rows::utc(now))
+                    .execute(&mut *self.tx)
+                    .await
+                    .map(drop)
+                    .map_err($crate::errors::store_error)
+            }
+
+            async fn enqueue_email(
+                &mut self,
+                email: &dashtam_domain::mail::OutgoingEmail,
+            ) -> Result<(), dashtam_domain::ports::StoreError> {
+                sqlx::query(
+                    "INSERT INTO email_outbox (id, recipient, subject, text_body, html_body, created_at, \
+                     next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+                )
+                .bind(email.id)
+                .bind(email.to.as_str())
+                .bind(&email.subject)
+                .bind(&email.text_body)
+                .bind(&email.html_body)
+                .bind($crate::rows::utc(email.created_at))
+                .execute(&mut *self.tx)
+                .await
+                .map(drop)
+                .map_err($crate::errors::store_error)
+            }
+
+            async fn claim_due_emails(
+                &mut self,
+                now: time::OffsetDateTime,
+                lease_until: time::OffsetDateTime,
+                limit: i64,
+            ) -> Result<Vec<dashtam_domain::mail::QueuedEmail>, dashtam_domain::ports::StoreError> {
+                // The outer condition is evaluated again on each locked row, so when two workers pick the
+                // same candidates only one of them claims each message.
+                let rows: Vec<$crate::rows::QueuedEmailRow> = sqlx::query_as(
+                    "UPDATE email_outbox SET next_attempt_at = $2 \
+                     WHERE sent_at IS NULL AND next_attempt_at <= $1 AND id IN ( \
+                         SELECT id FROM email_outbox WHERE sent_at IS NULL AND next_attempt_at <= $1 \
+                         ORDER BY next_attempt_at LIMIT $3) \
+                     RETURNING id, recipient, subject, text_body, html_body, created_at, attempts",
+                )
+                .bind($crate::rows::utc(now))
+                .bind($crate::rows::utc(lease_until))
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err($crate::errors::store_error)?;
+                let mut queued: Vec<dashtam_domain::mail::QueuedEmail> =
+                    rows.into_iter().map(TryFrom::try_from).collect::<Result<_, _>>()?;
+                queued.sort_by_key(|queued| (queued.email.created_at, queued.email.id));
+                Ok(queued)
+            }
+
+            async fn mark_email_sent(
+                &mut self,
+                id: uuid::Uuid,
+                now: time::OffsetDateTime,
+            ) -> Result<(), dashtam_domain::ports::StoreError> {
+                sqlx::query(
+                    // Bodies can hold live one-time links; once delivered, only the metadata is kept.
+                    "UPDATE email_outbox SET sent_at = $2, attempts = attempts + 1, next_attempt_at = NULL, \
+                     last_error = NULL, text_body = '', html_body = '' WHERE id = $1",
+                )
+                .bind(id)
+                .bind($crate::rows::utc(now))
+                .execute(&mut *self.tx)
+                .await
+                .map(drop)
+                .map_err($crate::errors::store_error)
+            }
+
+            async fn mark_email_failed(
+                &mut self,
+                id: uuid::Uuid,
+                error: &str,
+                retry_at: Option<time::OffsetDateTime>,
+            ) -> Result<(), dashtam_domain::ports::StoreError> {
+                sqlx::query(
+                    "UPDATE email_outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3 \
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .bind(error)
+                .bind(retry_at.map($crate::rows::utc))
+                .execute(&mut *self.tx)
+                .await
+                .map(drop)
+                .map_err($crate::errors::store_error)
             }
 
             async fn commit(self: Box<Self>) -> Result<(), dashtam_domain::ports::StoreError> {

@@ -1,9 +1,10 @@
 //! Row shapes shared by both backends, and their conversion into domain values. A value that fails to
 //! convert means the stored data was changed behind the application's back, so it is reported as corrupt.
 
+use dashtam_domain::mail::{OutgoingEmail, QueuedEmail};
 use dashtam_domain::ports::StoreError;
 use dashtam_domain::{
-    Email, OneTimeToken, RefreshTokenRecord, SecurityConfig, Session, SessionId, User, UserId,
+    Email, OneTimeToken, RefreshTokenRecord, SecurityConfig, Session, SessionAuthState, SessionId, User, UserId,
     UserName,
 };
 use time::OffsetDateTime;
@@ -160,6 +161,61 @@ impl TryFrom<OneTimeTokenRow> for OneTimeToken {
             created_at: row.created_at,
             expires_at: row.expires_at,
             used_at: row.used_at,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct SessionAuthStateRow {
+    session_id: Uuid,
+    user_id: Uuid,
+    revoked_at: Option<OffsetDateTime>,
+    expires_at: OffsetDateTime,
+    token_version: i64,
+    disabled_at: Option<OffsetDateTime>,
+    global_min_token_version: i64,
+}
+
+impl From<SessionAuthStateRow> for SessionAuthState {
+    fn from(row: SessionAuthStateRow) -> Self {
+        SessionAuthState {
+            session_id: SessionId::from_uuid(row.session_id),
+            user_id: UserId::from_uuid(row.user_id),
+            session_revoked_at: row.revoked_at,
+            session_expires_at: row.expires_at,
+            token_version: row.token_version,
+            user_disabled_at: row.disabled_at,
+            global_min_token_version: row.global_min_token_version,
+        }
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct QueuedEmailRow {
+    id: Uuid,
+    recipient: String,
+    subject: String,
+    text_body: String,
+    html_body: String,
+    created_at: OffsetDateTime,
+    attempts: i32,
+}
+
+impl TryFrom<QueuedEmailRow> for QueuedEmail {
+    type Error = StoreError;
+
+    fn try_from(row: QueuedEmailRow) -> Result<Self, Self::Error> {
+        Ok(QueuedEmail {
+            email: OutgoingEmail {
+                id: row.id,
+                to: Email::parse(&row.recipient)
+                    .map_err(|_| StoreError::Corrupt(format!("email {}: recipient", row.id)))?,
+                subject: row.subject,
+                text_body: row.text_body,
+                html_body: row.html_body,
+                created_at: row.created_at,
+            },
+            attempts: row.attempts,
         })
     }
 }

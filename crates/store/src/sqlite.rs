@@ -38,10 +38,8 @@ impl SqliteStore {
         if let Some(parent) = connect_options.get_filename().parent()
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent).map_err(|source| ConnectError::CreateDirectory {
-                path: parent.to_path_buf(),
-                source,
-            })?;
+            std::fs::create_dir_all(parent)
+                .map_err(|source| ConnectError::CreateDirectory { path: parent.to_path_buf(), source })?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections)

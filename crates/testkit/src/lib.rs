@@ -25,16 +25,12 @@ pub const REDIS_URL_VAR: &str = "DASHTAM_TEST_REDIS_URL";
 
 /// The PostgreSQL URL tests were given, if any.
 pub fn postgres_url() -> Option<String> {
-    std::env::var(DATABASE_URL_VAR)
-        .ok()
-        .filter(|url| !url.is_empty())
+    std::env::var(DATABASE_URL_VAR).ok().filter(|url| !url.is_empty())
 }
 
 /// The Redis URL tests were given, if any.
 pub fn redis_url() -> Option<String> {
-    std::env::var(REDIS_URL_VAR)
-        .ok()
-        .filter(|url| !url.is_empty())
+    std::env::var(REDIS_URL_VAR).ok().filter(|url| !url.is_empty())
 }
 
 /// Which database a [`TestDatabase`] is.
@@ -62,12 +58,7 @@ impl TestDatabase {
     pub fn sqlite() -> Self {
         let directory = tempfile::tempdir().expect("create a temporary directory");
         let url = format!("sqlite://{}", directory.path().join("dashtam.db").display());
-        Self {
-            url,
-            backend: Backend::Sqlite,
-            postgres_schema: None,
-            _directory: Some(directory),
-        }
+        Self { url, backend: Backend::Sqlite, postgres_schema: None, _directory: Some(directory) }
     }
 
     /// A new schema in the test PostgreSQL database, or `None` when none is configured. Each test gets its
@@ -78,17 +69,11 @@ impl TestDatabase {
         let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
         let mut connection = sqlx::PgConnection::connect(&base_url)
             .await
-            .unwrap_or_else(|error| {
-                panic!("{DATABASE_URL_VAR} is set but PostgreSQL is unreachable: {error}")
-            });
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&mut connection)
-            .await
-            .expect("create a test schema");
+            .unwrap_or_else(|error| panic!("{DATABASE_URL_VAR} is set but PostgreSQL is unreachable: {error}"));
+        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut connection).await.expect("create a test schema");
         let _ = connection.close().await;
         let mut url = url::Url::parse(&base_url).expect("DASHTAM_TEST_DATABASE_URL is a URL");
-        url.query_pairs_mut()
-            .append_pair("options", &format!("-c search_path={schema}"));
+        url.query_pairs_mut().append_pair("options", &format!("-c search_path={schema}"));
         Some(Self {
             url: url.to_string(),
             backend: Backend::Postgres,
@@ -99,12 +84,7 @@ impl TestDatabase {
 
     /// A database the test created itself and is responsible for removing.
     pub fn unmanaged(url: String, backend: Backend) -> Self {
-        Self {
-            url,
-            backend,
-            postgres_schema: None,
-            _directory: None,
-        }
+        Self { url, backend, postgres_schema: None, _directory: None }
     }
 
     /// Every configured backend: SQLite always, PostgreSQL when configured.
@@ -127,10 +107,7 @@ impl TestDatabase {
         let database = Database::connect(&self.url, &dashtam_store::PoolOptions::default())
             .await
             .unwrap_or_else(|error| panic!("open {:?} test database: {error}", self.backend));
-        database
-            .migrate_up()
-            .await
-            .expect("migrate the test database");
+        database.migrate_up().await.expect("migrate the test database");
         database
     }
 }
@@ -144,20 +121,11 @@ impl Drop for TestDatabase {
         // which may still have to finish returning a connection that holds a lock the drop needs. Whatever
         // is left over disappears with the per-run database CI creates.
         std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             runtime.block_on(async {
                 let mut connection = sqlx::PgConnection::connect(&base_url).await.ok()?;
-                sqlx::query("SET lock_timeout = '5s'")
-                    .execute(&mut connection)
-                    .await
-                    .ok()?;
-                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .execute(&mut connection)
-                    .await
-                    .ok()?;
+                sqlx::query("SET lock_timeout = '5s'").execute(&mut connection).await.ok()?;
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(&mut connection).await.ok()?;
                 connection.close().await.ok()
             })
         });
@@ -204,10 +172,7 @@ impl TestApp {
     }
 
     /// The production application on `database`, after `configure` adjusted its configuration.
-    pub async fn spawn_configured(
-        database: TestDatabase,
-        configure: impl FnOnce(&mut Config),
-    ) -> Self {
+    pub async fn spawn_configured(database: TestDatabase, configure: impl FnOnce(&mut Config)) -> Self {
         Self::spawn_with(database, configure, dashtam_api::router).await
     }
 
@@ -224,19 +189,13 @@ impl TestApp {
         config.validate().expect("test configuration is valid");
         let opened = database.open().await;
         let state = app::app_state(&config, &opened).expect("build application state");
-        let listener = tokio::net::TcpListener::bind(config.bind)
-            .await
-            .expect("bind 127.0.0.1:0");
+        let listener = tokio::net::TcpListener::bind(config.bind).await.expect("bind 127.0.0.1:0");
         let address = listener.local_addr().expect("read the bound address");
         let (shutdown, shutdown_received) = oneshot::channel::<()>();
-        let server = tokio::spawn(app::serve(
-            listener,
-            build(state.clone()),
-            config.server.shutdown_timeout,
-            async move {
+        let server =
+            tokio::spawn(app::serve(listener, build(state.clone()), config.server.shutdown_timeout, async move {
                 let _ = shutdown_received.await;
-            },
-        ));
+            }));
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())

@@ -14,12 +14,7 @@ async fn json(response: reqwest::Response) -> Value {
 #[tokio::test]
 async fn health_reports_ok_and_the_version() {
     let app = TestApp::spawn().await;
-    let response = app
-        .client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .expect("request");
+    let response = app.client.get(app.url("/health")).send().await.expect("request");
     assert_eq!(response.status(), StatusCode::OK);
     let body = json(response).await;
     assert_eq!(body["status"], "ok");
@@ -29,44 +24,20 @@ async fn health_reports_ok_and_the_version() {
 #[tokio::test]
 async fn ready_reports_each_dependency() {
     let app = TestApp::spawn().await;
-    let response = app
-        .client
-        .get(app.url("/ready"))
-        .send()
-        .await
-        .expect("request");
+    let response = app.client.get(app.url("/ready")).send().await.expect("request");
     assert_eq!(response.status(), StatusCode::OK);
     let body = json(response).await;
-    assert_eq!(
-        body,
-        serde_json::json!({"status": "ready", "checks": {"database": "ok", "cache": "ok"}})
-    );
+    assert_eq!(body, serde_json::json!({"status": "ready", "checks": {"database": "ok", "cache": "ok"}}));
 }
 
 async fn expect_not_ready(app: &TestApp, failing: &str) {
-    let response = app
-        .client
-        .get(app.url("/ready"))
-        .send()
-        .await
-        .expect("request");
+    let response = app.client.get(app.url("/ready")).send().await.expect("request");
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("application/problem+json")
-    );
+    assert_eq!(response.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("application/problem+json"));
     let body = json(response).await;
     assert_eq!(body["code"], "not_ready", "{body}");
     assert_eq!(body["checks"][failing], "unavailable", "{body}");
-    assert!(
-        body["detail"]
-            .as_str()
-            .is_some_and(|detail| detail.contains(failing)),
-        "{body}"
-    );
+    assert!(body["detail"].as_str().is_some_and(|detail| detail.contains(failing)), "{body}");
     assert!(body["request_id"].is_string());
 }
 
@@ -76,22 +47,14 @@ async fn ready_is_503_naming_the_database_once_it_is_gone() {
     app.state.store.close().await;
     expect_not_ready(&app, "database").await;
     // Liveness is unaffected: the process still runs.
-    let health = app
-        .client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .expect("request");
+    let health = app.client.get(app.url("/health")).send().await.expect("request");
     assert_eq!(health.status(), StatusCode::OK);
 }
 
 #[tokio::test]
 async fn ready_is_503_naming_the_cache_when_redis_is_unreachable() {
     // A port nothing listens on: bind one, then let it go.
-    let vacant = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address");
+    let vacant = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address");
     let app = TestApp::spawn_configured(TestDatabase::preferred().await, |config| {
         config.redis_url = Some(format!("redis://{vacant}").into());
         config.redis_timeout = Duration::from_millis(300);
@@ -99,18 +62,8 @@ async fn ready_is_503_naming_the_cache_when_redis_is_unreachable() {
     .await;
     let started = std::time::Instant::now();
     expect_not_ready(&app, "cache").await;
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "readiness must not hang on a dead Redis"
-    );
-    let body = json(
-        app.client
-            .get(app.url("/ready"))
-            .send()
-            .await
-            .expect("request"),
-    )
-    .await;
+    assert!(started.elapsed() < Duration::from_secs(5), "readiness must not hang on a dead Redis");
+    let body = json(app.client.get(app.url("/ready")).send().await.expect("request")).await;
     assert_eq!(body["checks"]["database"], "ok");
 }
 
@@ -121,13 +74,8 @@ async fn ready_is_503_when_postgresql_drops_the_database() {
     };
     // A whole database (not just a schema), so it can be removed from under the running server.
     let name = format!("dashtam_ready_{}", uuid::Uuid::now_v7().simple());
-    let admin = sqlx::PgPool::connect(&base_url)
-        .await
-        .expect("PostgreSQL reachable");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .expect("create database");
+    let admin = sqlx::PgPool::connect(&base_url).await.expect("PostgreSQL reachable");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("create database");
     let mut url = url::Url::parse(&base_url).expect("URL");
     url.set_path(&format!("/{name}"));
     let database = TestDatabase::unmanaged(url.to_string(), Backend::Postgres);
@@ -135,52 +83,21 @@ async fn ready_is_503_when_postgresql_drops_the_database() {
         config.database.acquire_timeout = Duration::from_secs(1);
     })
     .await;
-    assert_eq!(
-        app.client
-            .get(app.url("/ready"))
-            .send()
-            .await
-            .expect("request")
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.client.get(app.url("/ready")).send().await.expect("request").status(), StatusCode::OK);
 
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&admin)
-        .await
-        .expect("drop database");
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&admin).await.expect("drop database");
     let started = std::time::Instant::now();
     expect_not_ready(&app, "database").await;
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "readiness must answer within its timeouts"
-    );
+    assert!(started.elapsed() < Duration::from_secs(10), "readiness must answer within its timeouts");
 }
 
 #[tokio::test]
 async fn metrics_count_requests_by_route_template_and_show_the_pool() {
     let app = TestApp::spawn().await;
-    app.client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .expect("request");
-    app.client
-        .get(app.url("/docs/no-such-asset.js"))
-        .send()
-        .await
-        .expect("request");
-    app.client
-        .get(app.url("/random/path/12345"))
-        .send()
-        .await
-        .expect("request");
-    let response = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("request");
+    app.client.get(app.url("/health")).send().await.expect("request");
+    app.client.get(app.url("/docs/no-such-asset.js")).send().await.expect("request");
+    app.client.get(app.url("/random/path/12345")).send().await.expect("request");
+    let response = app.client.get(app.url("/metrics")).send().await.expect("request");
     assert_eq!(response.status(), StatusCode::OK);
     assert!(
         response
@@ -190,89 +107,43 @@ async fn metrics_count_requests_by_route_template_and_show_the_pool() {
             .is_some_and(|content_type| content_type.starts_with("application/openmetrics-text"))
     );
     let text = response.text().await.expect("text");
-    assert!(
-        text.contains(
-            r#"dashtam_http_requests_total{method="GET",route="/health",status="200"} 1"#
-        ),
-        "{text}"
-    );
-    assert!(
-        text.contains(r#"route="/docs/{asset}",status="404""#),
-        "labelled by template: {text}"
-    );
+    assert!(text.contains(r#"dashtam_http_requests_total{method="GET",route="/health",status="200"} 1"#), "{text}");
+    assert!(text.contains(r#"route="/docs/{asset}",status="404""#), "labelled by template: {text}");
     assert!(text.contains(r#"route="unmatched",status="404""#), "{text}");
-    assert!(
-        !text.contains("12345"),
-        "raw paths never become labels: {text}"
-    );
-    assert!(
-        text.contains("dashtam_http_request_duration_seconds_bucket"),
-        "{text}"
-    );
-    assert!(
-        text.contains(r#"dashtam_db_pool_connections{state="max"}"#),
-        "{text}"
-    );
+    assert!(!text.contains("12345"), "raw paths never become labels: {text}");
+    assert!(text.contains("dashtam_http_request_duration_seconds_bucket"), "{text}");
+    assert!(text.contains(r#"dashtam_db_pool_connections{state="max"}"#), "{text}");
     assert!(text.trim_end().ends_with("# EOF"), "{text}");
 }
 
 #[tokio::test]
 async fn openapi_describes_every_operations_route() {
     let app = TestApp::spawn().await;
-    let response = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .expect("request");
+    let response = app.client.get(app.url("/openapi.json")).send().await.expect("request");
     assert_eq!(response.status(), StatusCode::OK);
     let document = json(response).await;
-    assert!(
-        document["openapi"]
-            .as_str()
-            .is_some_and(|version| version.starts_with("3.1")),
-        "{document}"
-    );
+    assert!(document["openapi"].as_str().is_some_and(|version| version.starts_with("3.1")), "{document}");
     assert_eq!(document["info"]["version"], env!("CARGO_PKG_VERSION"));
-    for path in [
-        "/health",
-        "/ready",
-        "/metrics",
-        "/openapi.json",
-        "/docs",
-        "/docs/{asset}",
-    ] {
+    for path in ["/health", "/ready", "/metrics", "/openapi.json", "/docs", "/docs/{asset}"] {
         assert!(document["paths"][path]["get"].is_object(), "{path} missing");
     }
     assert!(document["components"]["schemas"]["ProblemDocument"].is_object());
     assert_eq!(
-        document["paths"]["/ready"]["get"]["responses"]["503"]["content"]["application/problem+json"]
-            ["schema"]["$ref"],
+        document["paths"]["/ready"]["get"]["responses"]["503"]["content"]["application/problem+json"]["schema"]["$ref"],
         "#/components/schemas/ProblemDocument"
     );
     // The served document is the one the code generates.
-    assert_eq!(
-        document,
-        serde_json::to_value(dashtam_api::openapi()).expect("serialises")
-    );
+    assert_eq!(document, serde_json::to_value(dashtam_api::openapi()).expect("serialises"));
 }
 
 #[tokio::test]
 async fn docs_are_served_from_the_binary_without_a_cdn() {
     let app = TestApp::spawn().await;
-    let page = app
-        .client
-        .get(app.url("/docs"))
-        .send()
-        .await
-        .expect("request");
+    let page = app.client.get(app.url("/docs")).send().await.expect("request");
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.expect("html");
     assert!(html.contains("/docs/swagger-ui-bundle.js") && html.contains("/docs/init.js"));
-    assert!(
-        !html.contains("http://") && !html.contains("https://"),
-        "no external assets: {html}"
-    );
+    assert!(!html.contains("http://") && !html.contains("https://"), "no external assets: {html}");
 
     for (asset, content_type) in [
         ("swagger-ui-bundle.js", "text/javascript; charset=utf-8"),
@@ -280,37 +151,13 @@ async fn docs_are_served_from_the_binary_without_a_cdn() {
         ("init.js", "text/javascript; charset=utf-8"),
         ("favicon-32x32.png", "image/png"),
     ] {
-        let response = app
-            .client
-            .get(app.url(&format!("/docs/{asset}")))
-            .send()
-            .await
-            .expect("request");
+        let response = app.client.get(app.url(&format!("/docs/{asset}"))).send().await.expect("request");
         assert_eq!(response.status(), StatusCode::OK, "{asset}");
-        assert_eq!(
-            response
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok()),
-            Some(content_type)
-        );
+        assert_eq!(response.headers().get("content-type").and_then(|v| v.to_str().ok()), Some(content_type));
         assert!(!response.bytes().await.expect("body").is_empty());
     }
-    let init = app
-        .client
-        .get(app.url("/docs/init.js"))
-        .send()
-        .await
-        .expect("request")
-        .text()
-        .await
-        .expect("text");
+    let init = app.client.get(app.url("/docs/init.js")).send().await.expect("request").text().await.expect("text");
     assert!(init.contains("\"/openapi.json\""));
-    let missing = app
-        .client
-        .get(app.url("/docs/../Cargo.toml"))
-        .send()
-        .await
-        .expect("request");
+    let missing = app.client.get(app.url("/docs/../Cargo.toml")).send().await.expect("request");
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }

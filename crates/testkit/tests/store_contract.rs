@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use dashtam_domain::ports::{Store, StoreBackend, StoreError};
 use dashtam_domain::{
-    Clock, Email, NewSession, NewUser, OneTimePurpose, OneTimeToken, Role, SessionEndReason,
-    SessionId, SystemClock, TokenDigest, User, UserId, UserName,
+    Clock, Email, NewSession, NewUser, OneTimePurpose, OneTimeToken, Role, SessionEndReason, SessionId, SystemClock,
+    TokenDigest, User, UserId, UserName,
 };
 use dashtam_store::MigrationState;
 use dashtam_testkit::{Backend, TestDatabase};
@@ -41,10 +41,7 @@ fn new_user(email: &str) -> NewUser {
     }
 }
 
-async fn insert(
-    store: &Arc<dyn Store>,
-    user: &NewUser,
-) -> Result<dashtam_domain::User, StoreError> {
+async fn insert(store: &Arc<dyn Store>, user: &NewUser) -> Result<dashtam_domain::User, StoreError> {
     let mut tx = store.begin().await?;
     let created = tx.insert_user(user).await?;
     tx.commit().await?;
@@ -61,14 +58,8 @@ async fn reports_its_backend_and_answers_pings() {
         assert_eq!(store.backend(), expected);
         store.ping().await.expect("ping");
         let stats = store.pool_stats();
-        assert!(
-            stats.max >= stats.open && stats.open >= stats.idle,
-            "{stats:?}"
-        );
-        assert!(
-            stats.open >= 1,
-            "a connection was opened to migrate: {stats:?}"
-        );
+        assert!(stats.max >= stats.open && stats.open >= stats.idle, "{stats:?}");
+        assert!(stats.open >= 1, "a connection was opened to migrate: {stats:?}");
     })
     .await;
 }
@@ -85,27 +76,14 @@ async fn inserted_users_read_back_identically_by_id_and_email() {
         assert_eq!(created.password_hash, user.password_hash);
         assert_eq!(created.role, Role::User);
         assert_eq!(created.email_verified_at, user.email_verified_at);
-        assert_eq!(
-            (created.created_at, created.updated_at),
-            (user.created_at, user.created_at)
-        );
+        assert_eq!((created.created_at, created.updated_at), (user.created_at, user.created_at));
         assert_eq!(created.token_version, 1);
         assert_eq!(created.failed_login_count, 0);
-        assert_eq!(
-            (
-                created.disabled_at,
-                created.locked_until,
-                created.last_login_at
-            ),
-            (None, None, None)
-        );
+        assert_eq!((created.disabled_at, created.locked_until, created.last_login_at), (None, None, None));
 
         let by_id = store.user_by_id(user.id).await.expect("read by id");
         assert_eq!(by_id.as_ref(), Some(&created));
-        let by_email = store
-            .user_by_email(&Email::parse(" ADA@example.COM").expect("valid"))
-            .await
-            .expect("read");
+        let by_email = store.user_by_email(&Email::parse(" ADA@example.COM").expect("valid")).await.expect("read");
         assert_eq!(by_email.as_ref(), Some(&created));
     })
     .await;
@@ -126,13 +104,7 @@ async fn timestamps_come_back_in_utc() {
 #[tokio::test]
 async fn missing_users_are_none() {
     on_every_backend(|store, _| async move {
-        assert!(
-            store
-                .user_by_id(UserId::generate())
-                .await
-                .expect("query")
-                .is_none()
-        );
+        assert!(store.user_by_id(UserId::generate()).await.expect("query").is_none());
         let nobody = Email::parse("nobody@example.com").expect("valid");
         assert!(store.user_by_email(&nobody).await.expect("query").is_none());
     })
@@ -142,19 +114,14 @@ async fn missing_users_are_none() {
 #[tokio::test]
 async fn a_taken_email_is_a_conflict_and_changes_nothing() {
     on_every_backend(|store, _| async move {
-        let first = insert(&store, &new_user("twin@example.com"))
-            .await
-            .expect("first insert");
+        let first = insert(&store, &new_user("twin@example.com")).await.expect("first insert");
         let mut second = new_user("TWIN@example.com");
         second.name = UserName::parse("Impostor").expect("valid");
         let error = insert(&store, &second).await.expect_err("duplicate email");
         assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
         assert!(store.user_by_id(second.id).await.expect("query").is_none());
         let email = Email::parse("twin@example.com").expect("valid");
-        assert_eq!(
-            store.user_by_email(&email).await.expect("query"),
-            Some(first)
-        );
+        assert_eq!(store.user_by_email(&email).await.expect("query"), Some(first));
     })
     .await;
 }
@@ -178,33 +145,19 @@ async fn an_uncommitted_transaction_leaves_no_trace() {
 #[tokio::test]
 async fn update_user_name_changes_name_and_updated_at_only() {
     on_every_backend(|store, _| async move {
-        let created = insert(&store, &new_user("rename@example.com"))
-            .await
-            .expect("insert");
+        let created = insert(&store, &new_user("rename@example.com")).await.expect("insert");
         let later = datetime!(2025-10-04 08:30:00 UTC);
         let name = UserName::parse("Countess of Lovelace").expect("valid");
         let mut tx = store.begin().await.expect("begin");
-        let updated = tx
-            .update_user_name(created.id, &name, later)
-            .await
-            .expect("update")
-            .expect("exists");
+        let updated = tx.update_user_name(created.id, &name, later).await.expect("update").expect("exists");
         tx.commit().await.expect("commit");
         assert_eq!(updated.name, name);
         assert_eq!(updated.updated_at, later);
         assert_eq!(updated.created_at, created.created_at);
-        assert_eq!(
-            store.user_by_id(created.id).await.expect("read"),
-            Some(updated)
-        );
+        assert_eq!(store.user_by_id(created.id).await.expect("read"), Some(updated));
 
         let mut tx = store.begin().await.expect("begin");
-        assert!(
-            tx.update_user_name(UserId::generate(), &name, later)
-                .await
-                .expect("update")
-                .is_none()
-        );
+        assert!(tx.update_user_name(UserId::generate(), &name, later).await.expect("update").is_none());
     })
     .await;
 }
@@ -212,35 +165,17 @@ async fn update_user_name_changes_name_and_updated_at_only() {
 #[tokio::test]
 async fn set_user_role_promotes_and_demotes() {
     on_every_backend(|store, _| async move {
-        let created = insert(&store, &new_user("admin@example.com"))
-            .await
-            .expect("insert");
+        let created = insert(&store, &new_user("admin@example.com")).await.expect("insert");
         let now = SystemClock.now();
         for role in [Role::Admin, Role::User] {
             let mut tx = store.begin().await.expect("begin");
-            let updated = tx
-                .set_user_role(created.id, role, now)
-                .await
-                .expect("update")
-                .expect("exists");
+            let updated = tx.set_user_role(created.id, role, now).await.expect("update").expect("exists");
             tx.commit().await.expect("commit");
             assert_eq!(updated.role, role);
-            assert_eq!(
-                store
-                    .user_by_id(created.id)
-                    .await
-                    .expect("read")
-                    .map(|user| user.role),
-                Some(role)
-            );
+            assert_eq!(store.user_by_id(created.id).await.expect("read").map(|user| user.role), Some(role));
         }
         let mut tx = store.begin().await.expect("begin");
-        assert!(
-            tx.set_user_role(UserId::generate(), Role::Admin, now)
-                .await
-                .expect("update")
-                .is_none()
-        );
+        assert!(tx.set_user_role(UserId::generate(), Role::Admin, now).await.expect("update").is_none());
     })
     .await;
 }
@@ -250,14 +185,7 @@ async fn security_config_starts_at_version_one_with_no_rotation() {
     on_every_backend(|store, _| async move {
         let config = store.security_config().await.expect("read");
         assert_eq!(config.global_min_token_version, 1);
-        assert_eq!(
-            (
-                config.last_rotation_at,
-                config.last_rotation_reason,
-                config.last_rotated_by
-            ),
-            (None, None, None)
-        );
+        assert_eq!((config.last_rotation_at, config.last_rotation_reason, config.last_rotated_by), (None, None, None));
     })
     .await;
 }
@@ -267,9 +195,7 @@ async fn concurrent_writers_all_commit() {
     on_every_backend(|store, _| async move {
         let writers = (0..16).map(|n| {
             let store = store.clone();
-            tokio::spawn(async move {
-                insert(&store, &new_user(&format!("writer{n}@example.com"))).await
-            })
+            tokio::spawn(async move { insert(&store, &new_user(&format!("writer{n}@example.com"))).await })
         });
         for writer in futures::future::join_all(writers).await {
             writer.expect("task").expect("insert");
@@ -286,18 +212,9 @@ async fn concurrent_writers_all_commit() {
 async fn a_closed_store_is_unavailable() {
     on_every_backend(|store, _| async move {
         store.close().await;
-        assert!(matches!(
-            store.ping().await,
-            Err(StoreError::Unavailable(_))
-        ));
-        assert!(matches!(
-            store.user_by_id(UserId::generate()).await,
-            Err(StoreError::Unavailable(_))
-        ));
-        assert!(matches!(
-            store.begin().await.map(drop),
-            Err(StoreError::Unavailable(_))
-        ));
+        assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
+        assert!(matches!(store.user_by_id(UserId::generate()).await, Err(StoreError::Unavailable(_))));
+        assert!(matches!(store.begin().await.map(drop), Err(StoreError::Unavailable(_))));
     })
     .await;
 }
@@ -308,45 +225,23 @@ async fn migrations_round_trip_down_and_up() {
         let opened = database.open().await;
         let status = opened.migration_status().await.expect("status");
         assert!(!status.is_empty());
-        assert!(
-            status
-                .iter()
-                .all(|line| line.state == MigrationState::Applied),
-            "{status:?}"
-        );
+        assert!(status.iter().all(|line| line.state == MigrationState::Applied), "{status:?}");
 
         let newest = status.last().map(|line| line.version).expect("a migration");
         assert_eq!(opened.migrate_down(1).await.expect("down"), vec![newest]);
         let after_down = opened.migration_status().await.expect("status");
-        assert_eq!(
-            after_down.last().map(|line| line.state),
-            Some(MigrationState::Pending)
-        );
+        assert_eq!(after_down.last().map(|line| line.state), Some(MigrationState::Pending));
         assert!(opened.migrate_down(0).await.expect("down zero").is_empty());
 
         // Everything down, then everything up again: a clean schema that works.
         let all = status.len();
         opened.migrate_up().await.expect("up");
-        assert_eq!(
-            opened.migrate_down(all + 5).await.expect("down all").len(),
-            all
-        );
-        assert!(
-            opened
-                .migrate_down(1)
-                .await
-                .expect("nothing left")
-                .is_empty()
-        );
+        assert_eq!(opened.migrate_down(all + 5).await.expect("down all").len(), all);
+        assert!(opened.migrate_down(1).await.expect("nothing left").is_empty());
         assert_eq!(opened.migrate_up().await.expect("up").len(), all);
         let store = opened.store();
-        insert(&store, &new_user("after@example.com"))
-            .await
-            .expect("schema usable after round trip");
-        assert!(
-            opened.migrate_up().await.expect("up again").is_empty(),
-            "up is idempotent"
-        );
+        insert(&store, &new_user("after@example.com")).await.expect("schema usable after round trip");
+        assert!(opened.migrate_up().await.expect("up again").is_empty(), "up is idempotent");
         store.close().await;
     }
 }
@@ -377,61 +272,26 @@ fn digest(byte: u8) -> TokenDigest {
 async fn sessions_start_live_and_end_once() {
     on_every_backend(|store, _| async move {
         let (user, session_id) = user_with_session(&store, "session@example.com").await;
-        let session = store
-            .session_by_id(session_id)
-            .await
-            .expect("read")
-            .expect("exists");
+        let session = store.session_by_id(session_id).await.expect("read").expect("exists");
         assert_eq!(session.user_id, user.id);
-        assert_eq!(
-            session.user_agent.as_deref(),
-            Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0")
-        );
+        assert_eq!(session.user_agent.as_deref(), Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0"));
         assert_eq!(session.ip_address.as_deref(), Some("203.0.113.7"));
-        assert_eq!(
-            (session.created_at, session.last_activity_at),
-            (LOGIN_AT, LOGIN_AT)
-        );
+        assert_eq!((session.created_at, session.last_activity_at), (LOGIN_AT, LOGIN_AT));
         assert_eq!(session.expires_at, LOGIN_AT + Duration::days(30));
         assert!(session.is_live(LOGIN_AT));
 
         let later = LOGIN_AT + Duration::minutes(5);
         let mut tx = store.begin().await.expect("begin");
-        assert!(
-            tx.end_session(session_id, SessionEndReason::Logout, later)
-                .await
-                .expect("end")
-        );
-        assert!(
-            !tx.end_session(session_id, SessionEndReason::Revoked, later)
-                .await
-                .expect("end again")
-        );
+        assert!(tx.end_session(session_id, SessionEndReason::Logout, later).await.expect("end"));
+        assert!(!tx.end_session(session_id, SessionEndReason::Revoked, later).await.expect("end again"));
         tx.commit().await.expect("commit");
-        let ended = store
-            .session_by_id(session_id)
-            .await
-            .expect("read")
-            .expect("exists");
-        assert_eq!(
-            (ended.revoked_at, ended.revoked_reason),
-            (Some(later), Some(SessionEndReason::Logout))
-        );
+        let ended = store.session_by_id(session_id).await.expect("read").expect("exists");
+        assert_eq!((ended.revoked_at, ended.revoked_reason), (Some(later), Some(SessionEndReason::Logout)));
         assert!(!ended.is_live(later));
 
         let mut tx = store.begin().await.expect("begin");
-        assert!(
-            !tx.end_session(SessionId::generate(), SessionEndReason::Logout, later)
-                .await
-                .expect("end")
-        );
-        assert!(
-            store
-                .session_by_id(SessionId::generate())
-                .await
-                .expect("read")
-                .is_none()
-        );
+        assert!(!tx.end_session(SessionId::generate(), SessionEndReason::Logout, later).await.expect("end"));
+        assert!(store.session_by_id(SessionId::generate()).await.expect("read").is_none());
     })
     .await;
 }
@@ -448,10 +308,7 @@ async fn sessions_need_an_existing_user() {
             expires_at: LOGIN_AT + Duration::days(30),
         };
         let mut tx = store.begin().await.expect("begin");
-        assert!(
-            tx.insert_session(&orphan).await.is_err(),
-            "foreign key enforced"
-        );
+        assert!(tx.insert_session(&orphan).await.is_err(), "foreign key enforced");
     })
     .await;
 }
@@ -462,70 +319,27 @@ async fn refresh_tokens_rotate_exactly_once_and_link_to_their_successor() {
         let (_, session_id) = user_with_session(&store, "refresh@example.com").await;
         let (first_id, second_id) = (Uuid::now_v7(), Uuid::now_v7());
         let mut tx = store.begin().await.expect("begin");
-        let first = tx
-            .insert_refresh_token(first_id, session_id, &digest(1), LOGIN_AT)
-            .await
-            .expect("insert");
+        let first = tx.insert_refresh_token(first_id, session_id, &digest(1), LOGIN_AT).await.expect("insert");
         tx.commit().await.expect("commit");
         assert_eq!(
-            (
-                first.id,
-                first.session_id,
-                first.rotated_at,
-                first.replaced_by
-            ),
+            (first.id, first.session_id, first.rotated_at, first.replaced_by),
             (first_id, session_id, None, None)
         );
-        assert_eq!(
-            store
-                .refresh_token_by_digest(&digest(1))
-                .await
-                .expect("read"),
-            Some(first)
-        );
+        assert_eq!(store.refresh_token_by_digest(&digest(1)).await.expect("read"), Some(first));
 
         let later = LOGIN_AT + Duration::minutes(10);
         let mut tx = store.begin().await.expect("begin");
-        let rotated = tx
-            .rotate_refresh_token(&digest(1), second_id, later)
-            .await
-            .expect("rotate")
-            .expect("won");
-        assert_eq!(
-            (rotated.rotated_at, rotated.replaced_by),
-            (Some(later), Some(second_id))
-        );
-        assert!(
-            tx.rotate_refresh_token(&digest(1), Uuid::now_v7(), later)
-                .await
-                .expect("rotate")
-                .is_none()
-        );
-        tx.insert_refresh_token(second_id, session_id, &digest(2), later)
-            .await
-            .expect("insert successor");
+        let rotated = tx.rotate_refresh_token(&digest(1), second_id, later).await.expect("rotate").expect("won");
+        assert_eq!((rotated.rotated_at, rotated.replaced_by), (Some(later), Some(second_id)));
+        assert!(tx.rotate_refresh_token(&digest(1), Uuid::now_v7(), later).await.expect("rotate").is_none());
+        tx.insert_refresh_token(second_id, session_id, &digest(2), later).await.expect("insert successor");
         tx.commit().await.expect("commit");
 
-        let stored = store
-            .refresh_token_by_digest(&digest(1))
-            .await
-            .expect("read")
-            .expect("exists");
+        let stored = store.refresh_token_by_digest(&digest(1)).await.expect("read").expect("exists");
         assert_eq!(stored.replaced_by, Some(second_id));
-        assert!(
-            store
-                .refresh_token_by_digest(&digest(3))
-                .await
-                .expect("read")
-                .is_none()
-        );
+        assert!(store.refresh_token_by_digest(&digest(3)).await.expect("read").is_none());
         let mut tx = store.begin().await.expect("begin");
-        assert!(
-            tx.rotate_refresh_token(&digest(3), Uuid::now_v7(), later)
-                .await
-                .expect("rotate")
-                .is_none()
-        );
+        assert!(tx.rotate_refresh_token(&digest(3), Uuid::now_v7(), later).await.expect("rotate").is_none());
     })
     .await;
 }
@@ -535,30 +349,18 @@ async fn a_session_has_one_current_refresh_token_and_digests_are_unique() {
     on_every_backend(|store, _| async move {
         let (_, session_id) = user_with_session(&store, "current@example.com").await;
         let mut tx = store.begin().await.expect("begin");
-        tx.insert_refresh_token(Uuid::now_v7(), session_id, &digest(7), LOGIN_AT)
-            .await
-            .expect("insert");
+        tx.insert_refresh_token(Uuid::now_v7(), session_id, &digest(7), LOGIN_AT).await.expect("insert");
         tx.commit().await.expect("commit");
 
         let mut tx = store.begin().await.expect("begin");
-        let second = tx
-            .insert_refresh_token(Uuid::now_v7(), session_id, &digest(8), LOGIN_AT)
-            .await;
-        assert!(
-            matches!(second, Err(StoreError::Conflict(_))),
-            "two current tokens: {second:?}"
-        );
+        let second = tx.insert_refresh_token(Uuid::now_v7(), session_id, &digest(8), LOGIN_AT).await;
+        assert!(matches!(second, Err(StoreError::Conflict(_))), "two current tokens: {second:?}");
         drop(tx);
 
         let (_, other_session) = user_with_session(&store, "other@example.com").await;
         let mut tx = store.begin().await.expect("begin");
-        let duplicate = tx
-            .insert_refresh_token(Uuid::now_v7(), other_session, &digest(7), LOGIN_AT)
-            .await;
-        assert!(
-            matches!(duplicate, Err(StoreError::Conflict(_))),
-            "digest reused: {duplicate:?}"
-        );
+        let duplicate = tx.insert_refresh_token(Uuid::now_v7(), other_session, &digest(7), LOGIN_AT).await;
+        assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "digest reused: {duplicate:?}");
     })
     .await;
 }
@@ -568,22 +370,14 @@ async fn concurrent_rotations_of_one_token_have_a_single_winner() {
     on_every_backend(|store, _| async move {
         let (_, session_id) = user_with_session(&store, "race@example.com").await;
         let mut tx = store.begin().await.expect("begin");
-        tx.insert_refresh_token(Uuid::now_v7(), session_id, &digest(9), LOGIN_AT)
-            .await
-            .expect("insert");
+        tx.insert_refresh_token(Uuid::now_v7(), session_id, &digest(9), LOGIN_AT).await.expect("insert");
         tx.commit().await.expect("commit");
 
         let attempts = (0..8).map(|_| {
             let store = store.clone();
             tokio::spawn(async move {
                 let mut tx = store.begin().await?;
-                let won = tx
-                    .rotate_refresh_token(
-                        &digest(9),
-                        Uuid::now_v7(),
-                        LOGIN_AT + Duration::minutes(1),
-                    )
-                    .await?;
+                let won = tx.rotate_refresh_token(&digest(9), Uuid::now_v7(), LOGIN_AT + Duration::minutes(1)).await?;
                 tx.commit().await?;
                 Ok::<bool, StoreError>(won.is_some())
             })
@@ -599,12 +393,7 @@ async fn concurrent_rotations_of_one_token_have_a_single_winner() {
     .await;
 }
 
-fn one_time(
-    user_id: UserId,
-    purpose: OneTimePurpose,
-    issued_at: OffsetDateTime,
-    lifetime: Duration,
-) -> OneTimeToken {
+fn one_time(user_id: UserId, purpose: OneTimePurpose, issued_at: OffsetDateTime, lifetime: Duration) -> OneTimeToken {
     OneTimeToken {
         id: Uuid::now_v7(),
         user_id,
@@ -618,60 +407,31 @@ fn one_time(
 #[tokio::test]
 async fn one_time_tokens_are_single_use_purpose_bound_and_expire() {
     on_every_backend(|store, _| async move {
-        let user = insert(&store, &new_user("once@example.com"))
-            .await
-            .expect("insert");
-        let token = one_time(
-            user.id,
-            OneTimePurpose::ResetPassword,
-            LOGIN_AT,
-            Duration::minutes(15),
-        );
+        let user = insert(&store, &new_user("once@example.com")).await.expect("insert");
+        let token = one_time(user.id, OneTimePurpose::ResetPassword, LOGIN_AT, Duration::minutes(15));
         let mut tx = store.begin().await.expect("begin");
-        tx.insert_one_time_token(&token, &digest(20))
-            .await
-            .expect("insert");
+        tx.insert_one_time_token(&token, &digest(20)).await.expect("insert");
         tx.commit().await.expect("commit");
 
         let mut tx = store.begin().await.expect("begin");
-        let wrong_purpose = tx
-            .consume_one_time_token(&digest(20), OneTimePurpose::VerifyEmail, LOGIN_AT)
-            .await;
+        let wrong_purpose = tx.consume_one_time_token(&digest(20), OneTimePurpose::VerifyEmail, LOGIN_AT).await;
         assert!(wrong_purpose.expect("query").is_none());
         let used_at = LOGIN_AT + Duration::minutes(1);
-        let used = tx
-            .consume_one_time_token(&digest(20), OneTimePurpose::ResetPassword, used_at)
-            .await;
+        let used = tx.consume_one_time_token(&digest(20), OneTimePurpose::ResetPassword, used_at).await;
         let used = used.expect("query").expect("first use succeeds");
-        assert_eq!(
-            (used.id, used.user_id, used.used_at),
-            (token.id, user.id, Some(used_at))
-        );
-        let again = tx
-            .consume_one_time_token(&digest(20), OneTimePurpose::ResetPassword, used_at)
-            .await;
+        assert_eq!((used.id, used.user_id, used.used_at), (token.id, user.id, Some(used_at)));
+        let again = tx.consume_one_time_token(&digest(20), OneTimePurpose::ResetPassword, used_at).await;
         assert!(again.expect("query").is_none(), "single use");
         tx.commit().await.expect("commit");
 
-        let expiring = one_time(
-            user.id,
-            OneTimePurpose::VerifyEmail,
-            LOGIN_AT,
-            Duration::hours(24),
-        );
+        let expiring = one_time(user.id, OneTimePurpose::VerifyEmail, LOGIN_AT, Duration::hours(24));
         let mut tx = store.begin().await.expect("begin");
-        tx.insert_one_time_token(&expiring, &digest(21))
-            .await
-            .expect("insert");
+        tx.insert_one_time_token(&expiring, &digest(21)).await.expect("insert");
         let at_expiry = LOGIN_AT + Duration::hours(24);
-        let expired = tx
-            .consume_one_time_token(&digest(21), OneTimePurpose::VerifyEmail, at_expiry)
-            .await;
+        let expired = tx.consume_one_time_token(&digest(21), OneTimePurpose::VerifyEmail, at_expiry).await;
         assert!(expired.expect("query").is_none(), "expired at expires_at");
         let just_before = at_expiry - Duration::seconds(1);
-        let in_time = tx
-            .consume_one_time_token(&digest(21), OneTimePurpose::VerifyEmail, just_before)
-            .await;
+        let in_time = tx.consume_one_time_token(&digest(21), OneTimePurpose::VerifyEmail, just_before).await;
         assert!(in_time.expect("query").is_some());
     })
     .await;
@@ -680,60 +440,22 @@ async fn one_time_tokens_are_single_use_purpose_bound_and_expire() {
 #[tokio::test]
 async fn a_new_one_time_token_voids_older_ones_of_the_same_purpose_only() {
     on_every_backend(|store, _| async move {
-        let user = insert(&store, &new_user("newer@example.com"))
-            .await
-            .expect("insert");
+        let user = insert(&store, &new_user("newer@example.com")).await.expect("insert");
         let mut tx = store.begin().await.expect("begin");
-        let older = one_time(
-            user.id,
-            OneTimePurpose::ResetPassword,
-            LOGIN_AT,
-            Duration::minutes(15),
-        );
-        tx.insert_one_time_token(&older, &digest(30))
-            .await
-            .expect("insert");
-        let verify = one_time(
-            user.id,
-            OneTimePurpose::VerifyEmail,
-            LOGIN_AT,
-            Duration::hours(24),
-        );
-        tx.insert_one_time_token(&verify, &digest(31))
-            .await
-            .expect("insert");
+        let older = one_time(user.id, OneTimePurpose::ResetPassword, LOGIN_AT, Duration::minutes(15));
+        tx.insert_one_time_token(&older, &digest(30)).await.expect("insert");
+        let verify = one_time(user.id, OneTimePurpose::VerifyEmail, LOGIN_AT, Duration::hours(24));
+        tx.insert_one_time_token(&verify, &digest(31)).await.expect("insert");
         let newer_at = LOGIN_AT + Duration::minutes(2);
-        let newer = one_time(
-            user.id,
-            OneTimePurpose::ResetPassword,
-            newer_at,
-            Duration::minutes(15),
-        );
-        tx.insert_one_time_token(&newer, &digest(32))
-            .await
-            .expect("insert");
+        let newer = one_time(user.id, OneTimePurpose::ResetPassword, newer_at, Duration::minutes(15));
+        tx.insert_one_time_token(&newer, &digest(32)).await.expect("insert");
         tx.commit().await.expect("commit");
 
         let now = LOGIN_AT + Duration::minutes(3);
         let mut tx = store.begin().await.expect("begin");
-        assert!(
-            tx.consume_one_time_token(&digest(30), OneTimePurpose::ResetPassword, now)
-                .await
-                .expect("q")
-                .is_none()
-        );
-        assert!(
-            tx.consume_one_time_token(&digest(32), OneTimePurpose::ResetPassword, now)
-                .await
-                .expect("q")
-                .is_some()
-        );
-        assert!(
-            tx.consume_one_time_token(&digest(31), OneTimePurpose::VerifyEmail, now)
-                .await
-                .expect("q")
-                .is_some()
-        );
+        assert!(tx.consume_one_time_token(&digest(30), OneTimePurpose::ResetPassword, now).await.expect("q").is_none());
+        assert!(tx.consume_one_time_token(&digest(32), OneTimePurpose::ResetPassword, now).await.expect("q").is_some());
+        assert!(tx.consume_one_time_token(&digest(31), OneTimePurpose::VerifyEmail, now).await.expect("q").is_some());
     })
     .await;
 }
