@@ -459,3 +459,251 @@ async fn a_new_one_time_token_voids_older_ones_of_the_same_purpose_only() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn login_failures_count_up_and_lock_at_the_threshold() {
+    on_every_backend(|store, _| async move {
+        let user = insert(&store, &new_user("lock@example.com")).await.expect("insert");
+        let lock_until = LOGIN_AT + Duration::hours(1);
+        for attempt in 1..=3 {
+            let mut tx = store.begin().await.expect("begin");
+            let updated = tx.record_login_failure(user.id, 3, lock_until, LOGIN_AT).await.expect("record").expect("user");
+            tx.commit().await.expect("commit");
+            assert_eq!(updated.failed_login_count, attempt);
+            let expected_lock = (attempt >= 3).then_some(lock_until);
+            assert_eq!(updated.locked_until, expected_lock, "attempt {attempt}");
+        }
+        let mut tx = store.begin().await.expect("begin");
+        assert!(tx.record_login_failure(UserId::generate(), 3, lock_until, LOGIN_AT).await.expect("record").is_none());
+        drop(tx);
+
+        let later = LOGIN_AT + Duration::minutes(5);
+        let mut tx = store.begin().await.expect("begin");
+        tx.record_login_success(user.id, later).await.expect("success");
+        tx.commit().await.expect("commit");
+        let reset = store.user_by_id(user.id).await.expect("read").expect("user");
+        assert_eq!((reset.failed_login_count, reset.locked_until, reset.last_login_at), (0, None, Some(later)));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_login_failures_are_all_counted() {
+    on_every_backend(|store, _| async move {
+        let user = insert(&store, &new_user("flood@example.com")).await.expect("insert");
+        let failures = (0..10).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await?;
+                tx.record_login_failure(user.id, 100, LOGIN_AT, LOGIN_AT).await?;
+                tx.commit().await
+            })
+        });
+        for failure in futures::future::join_all(failures).await {
+            failure.expect("task").expect("recorded");
+        }
+        assert_eq!(store.user_by_id(user.id).await.expect("read").map(|user| user.failed_login_count), Some(10));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_new_password_replaces_the_hash_and_lifts_the_lock() {
+    on_every_backend(|store, _| async move {
+        let user = insert(&store, &new_user("newpass@example.com")).await.expect("insert");
+        let mut tx = store.begin().await.expect("begin");
+        tx.record_login_failure(user.id, 1, LOGIN_AT + Duration::hours(1), LOGIN_AT).await.expect("lock");
+        assert!(tx.set_password_hash(user.id, "$argon2id$new", LOGIN_AT).await.expect("set"));
+        assert!(!tx.set_password_hash(UserId::generate(), "$argon2id$new", LOGIN_AT).await.expect("set"));
+        tx.commit().await.expect("commit");
+        let updated = store.user_by_id(user.id).await.expect("read").expect("user");
+        assert_eq!(updated.password_hash, "$argon2id$new");
+        assert_eq!((updated.failed_login_count, updated.locked_until), (0, None));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn verification_and_disabling_keep_their_first_time() {
+    on_every_backend(|store, _| async move {
+        let user = insert(&store, &new_user("verify@example.com")).await.expect("insert");
+        let later = LOGIN_AT + Duration::hours(2);
+        let mut tx = store.begin().await.expect("begin");
+        assert!(tx.mark_email_verified(user.id, LOGIN_AT).await.expect("verify"));
+        assert!(tx.mark_email_verified(user.id, later).await.expect("verify again"));
+        assert!(!tx.mark_email_verified(UserId::generate(), LOGIN_AT).await.expect("verify"));
+        let disabled = tx.disable_user(user.id, LOGIN_AT).await.expect("disable").expect("user");
+        assert_eq!(disabled.disabled_at, Some(LOGIN_AT));
+        let again = tx.disable_user(user.id, later).await.expect("disable").expect("user");
+        assert_eq!(again.disabled_at, Some(LOGIN_AT));
+        assert!(tx.disable_user(UserId::generate(), LOGIN_AT).await.expect("disable").is_none());
+        tx.commit().await.expect("commit");
+        let stored = store.user_by_id(user.id).await.expect("read").expect("user");
+        assert_eq!((stored.email_verified_at, stored.disabled_at), (Some(LOGIN_AT), Some(LOGIN_AT)));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ending_a_users_sessions_can_keep_one_and_counts_the_rest() {
+    on_every_backend(|store, _| async move {
+        let (user, first) = user_with_session(&store, "many@example.com").await;
+        let mut ids = vec![first];
+        for _ in 0..2 {
+            let session = NewSession {
+                id: SessionId::generate(),
+                user_id: user.id,
+                user_agent: None,
+                ip_address: None,
+                created_at: LOGIN_AT,
+                expires_at: LOGIN_AT + Duration::days(30),
+            };
+            let mut tx = store.begin().await.expect("begin");
+            tx.insert_session(&session).await.expect("insert");
+            tx.commit().await.expect("commit");
+            ids.push(session.id);
+        }
+        let (_, stranger) = user_with_session(&store, "stranger@example.com").await;
+        let now = LOGIN_AT + Duration::minutes(1);
+
+        let mut tx = store.begin().await.expect("begin");
+        let ended = tx.end_user_sessions(user.id, Some(ids[0]), SessionEndReason::PasswordChanged, now).await;
+        assert_eq!(ended.expect("end"), 2);
+        tx.commit().await.expect("commit");
+        assert!(store.session_by_id(ids[0]).await.expect("read").expect("session").is_live(now));
+        for id in &ids[1..] {
+            let session = store.session_by_id(*id).await.expect("read").expect("session");
+            assert_eq!(session.revoked_reason, Some(SessionEndReason::PasswordChanged));
+        }
+        assert!(store.session_by_id(stranger).await.expect("read").expect("session").is_live(now), "others untouched");
+
+        let mut tx = store.begin().await.expect("begin");
+        assert_eq!(tx.end_user_sessions(user.id, None, SessionEndReason::TokenRotation, now).await.expect("end"), 1);
+        assert_eq!(tx.end_user_sessions(user.id, None, SessionEndReason::TokenRotation, now).await.expect("end"), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn session_auth_state_joins_session_user_and_global_version() {
+    on_every_backend(|store, _| async move {
+        let (user, session_id) = user_with_session(&store, "state@example.com").await;
+        let state = store.session_auth_state(session_id).await.expect("read").expect("state");
+        assert_eq!((state.session_id, state.user_id), (session_id, user.id));
+        assert_eq!((state.session_revoked_at, state.user_disabled_at), (None, None));
+        assert_eq!(state.session_expires_at, LOGIN_AT + Duration::days(30));
+        assert_eq!((state.token_version, state.global_min_token_version), (1, 1));
+
+        let mut tx = store.begin().await.expect("begin");
+        tx.end_session(session_id, SessionEndReason::Logout, LOGIN_AT).await.expect("end");
+        tx.disable_user(user.id, LOGIN_AT).await.expect("disable");
+        tx.commit().await.expect("commit");
+        let state = store.session_auth_state(session_id).await.expect("read").expect("state");
+        assert_eq!((state.session_revoked_at, state.user_disabled_at), (Some(LOGIN_AT), Some(LOGIN_AT)));
+        assert!(store.session_auth_state(SessionId::generate()).await.expect("read").is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn touching_a_session_only_moves_activity_forward() {
+    on_every_backend(|store, _| async move {
+        let (_, session_id) = user_with_session(&store, "touch@example.com").await;
+        let later = LOGIN_AT + Duration::minutes(3);
+        let mut tx = store.begin().await.expect("begin");
+        tx.touch_session(session_id, later).await.expect("touch");
+        tx.touch_session(session_id, LOGIN_AT).await.expect("touch earlier");
+        tx.commit().await.expect("commit");
+        let session = store.session_by_id(session_id).await.expect("read").expect("session");
+        assert_eq!(session.last_activity_at, later);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn refresh_tokens_are_found_by_id() {
+    on_every_backend(|store, _| async move {
+        let (_, session_id) = user_with_session(&store, "byid@example.com").await;
+        let id = Uuid::now_v7();
+        let mut tx = store.begin().await.expect("begin");
+        let inserted = tx.insert_refresh_token(id, session_id, &digest(40), LOGIN_AT).await.expect("insert");
+        tx.commit().await.expect("commit");
+        assert_eq!(store.refresh_token_by_id(id).await.expect("read"), Some(inserted));
+        assert!(store.refresh_token_by_id(Uuid::now_v7()).await.expect("read").is_none());
+    })
+    .await;
+}
+
+fn outgoing(to: &str, created_at: OffsetDateTime) -> dashtam_domain::mail::OutgoingEmail {
+    dashtam_domain::mail::OutgoingEmail {
+        id: Uuid::now_v7(),
+        to: Email::parse(to).expect("valid"),
+        subject: "Verify your email".into(),
+        text_body: "text".into(),
+        html_body: "<p>html</p>".into(),
+        created_at,
+    }
+}
+
+#[tokio::test]
+async fn the_outbox_delivers_committed_mail_once_with_leases_and_retries() {
+    on_every_backend(|store, _| async move {
+        let queued = outgoing("mail@example.com", LOGIN_AT);
+        let mut tx = store.begin().await.expect("begin");
+        tx.enqueue_email(&queued).await.expect("enqueue");
+        tx.commit().await.expect("commit");
+        {
+            let mut rolled_back = store.begin().await.expect("begin");
+            rolled_back.enqueue_email(&outgoing("never@example.com", LOGIN_AT)).await.expect("enqueue");
+        }
+
+        let lease = LOGIN_AT + Duration::minutes(2);
+        let mut tx = store.begin().await.expect("begin");
+        let claimed = tx.claim_due_emails(LOGIN_AT, lease, 10).await.expect("claim");
+        assert_eq!(claimed.len(), 1, "only committed mail");
+        assert_eq!((&claimed[0].email, claimed[0].attempts), (&queued, 0));
+        assert!(tx.claim_due_emails(LOGIN_AT, lease, 10).await.expect("claim").is_empty(), "leased");
+        tx.commit().await.expect("commit");
+
+        // The worker failed to send; retry in 30 s.
+        let retry_at = LOGIN_AT + Duration::seconds(30);
+        let mut tx = store.begin().await.expect("begin");
+        tx.mark_email_failed(queued.id, "connection refused", Some(retry_at)).await.expect("failed");
+        assert!(tx.claim_due_emails(LOGIN_AT, lease, 10).await.expect("claim").is_empty(), "not due yet");
+        let again = tx.claim_due_emails(retry_at, retry_at + Duration::minutes(2), 10).await.expect("claim");
+        assert_eq!((again.len(), again[0].attempts), (1, 1));
+        tx.mark_email_sent(queued.id, retry_at).await.expect("sent");
+        tx.commit().await.expect("commit");
+
+        let far_future = LOGIN_AT + Duration::days(1);
+        let mut tx = store.begin().await.expect("begin");
+        assert!(tx.claim_due_emails(far_future, far_future, 10).await.expect("claim").is_empty(), "sent once");
+
+        let given_up = outgoing("bounce@example.com", LOGIN_AT);
+        tx.enqueue_email(&given_up).await.expect("enqueue");
+        tx.mark_email_failed(given_up.id, "mailbox unavailable", None).await.expect("give up");
+        assert!(tx.claim_due_emails(far_future, far_future, 10).await.expect("claim").is_empty(), "never retried");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn outbox_claims_respect_the_batch_limit_in_queue_order() {
+    on_every_backend(|store, _| async move {
+        let mut tx = store.begin().await.expect("begin");
+        let emails: Vec<_> =
+            (0..5).map(|n| outgoing(&format!("batch{n}@example.com"), LOGIN_AT + Duration::seconds(n))).collect();
+        for email in &emails {
+            tx.enqueue_email(email).await.expect("enqueue");
+        }
+        tx.commit().await.expect("commit");
+        let now = LOGIN_AT + Duration::minutes(1);
+        let mut tx = store.begin().await.expect("begin");
+        let first = tx.claim_due_emails(now, now + Duration::minutes(2), 3).await.expect("claim");
+        let rest = tx.claim_due_emails(now, now + Duration::minutes(2), 3).await.expect("claim");
+        let ids = |batch: &[dashtam_domain::mail::QueuedEmail]| batch.iter().map(|q| q.email.id).collect::<Vec<_>>();
+        assert_eq!(ids(&first), emails[..3].iter().map(|e| e.id).collect::<Vec<_>>());
+        assert_eq!(ids(&rest), emails[3..].iter().map(|e| e.id).collect::<Vec<_>>());
+    })
+    .await;
+}
