@@ -361,10 +361,15 @@ machine_facts() {
     os="$(. /etc/os-release && echo "${PRETTY_NAME:-${NAME:-unknown}}")"
     wrk_version="$(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')" || true
     commit="$(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-    if [[ "$commit" != unknown ]] && ! git -C "$REPO_DIR" diff-index --quiet HEAD -- 2>/dev/null; then
-        commit="$commit (with uncommitted changes)"
+    # Only changes to what goes into the binary matter.
+    if [[ "$commit" != unknown ]] \
+        && ! git -C "$REPO_DIR" diff-index --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null; then
+        commit="$commit with uncommitted changes to the sources"
     fi
-    echo "- **Date:** $date, commit $commit"
+    if ((!BUILD)); then
+        commit="$commit; binary not rebuilt, built $(date -u -r "$BIN" '+%Y-%m-%d %H:%M UTC')"
+    fi
+    echo "- **Date:** $date; commit $commit"
     echo "- **CPU:** ${cpu:-unknown}, $cpus logical CPU(s) (nproc), shared by wrk and the server"
     echo "- **Memory:** $memory; **OS:** $os, kernel $kernel"
     echo "- **Toolchain:** $rustc_version, release profile; wrk ${wrk_version:-unknown}"

@@ -1,6 +1,7 @@
 //! Dashtam's HTTP layer. Requests are parsed, authenticated and validated here into domain values; nothing
 //! below this crate knows about HTTP.
 
+pub mod auth;
 pub mod datetime;
 mod errors;
 pub mod extract;
@@ -36,9 +37,28 @@ pub use state::{AppState, HttpSettings};
                        transactions, balances and net worth.",
     ),
     components(schemas(problem::ProblemDocument, problem::FieldError)),
-    tags((name = "operations", description = "Liveness, readiness, metrics and documentation")),
+    tags(
+        (name = "operations", description = "Liveness, readiness, metrics and documentation"),
+        (name = "auth", description = "Accounts, login, tokens and passwords"),
+    ),
+    modifiers(&BearerSecurity),
 )]
 struct ApiDoc;
+
+/// Declares the `bearer` security scheme the authenticated routes refer to.
+#[derive(Debug)]
+struct BearerSecurity;
+
+impl utoipa::Modify for BearerSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
 
 /// Every route with its OpenAPI description.
 fn documented_routes() -> OpenApiRouter<AppState> {
@@ -49,6 +69,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::openapi_json))
         .routes(routes!(ops::docs))
         .routes(routes!(ops::docs_asset))
+        .merge(auth::routes())
 }
 
 /// The OpenAPI document of every route.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use axum::extract::FromRef;
 use dashtam_domain::Clock;
+use dashtam_domain::auth::AuthService;
 use dashtam_domain::ports::{SharedState, Store};
 
 use crate::metrics::Metrics;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Short-lived state shared between instances.
     pub shared_state: Arc<dyn SharedState>,
+    /// Authentication.
+    pub auth: Arc<AuthService>,
     /// The source of "now".
     pub clock: Arc<dyn Clock>,
     /// Prometheus metrics.

@@ -1,6 +1,7 @@
 //! Dashtam's domain: entities, the rules that govern them, and the ports (traits) through which the rules
 //! reach storage and the outside world. Nothing here knows about HTTP, SQL, Redis or any network client.
 
+pub mod auth;
 pub mod clock;
 pub mod ids;
 pub mod mail;

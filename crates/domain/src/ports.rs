@@ -146,11 +146,11 @@ pub trait StoreTx: Send {
         now: OffsetDateTime,
     ) -> Result<RefreshTokenRecord, StoreError>;
 
-    /// Marks the current token with this digest as rotated into `replaced_by`. Only one caller can win: the
-    /// rest get `None`, as does a token that was already rotated or does not exist.
+    /// Marks the refresh token `id` as rotated into `replaced_by` if it is still current. Only one caller can
+    /// win: the rest get `None`, as does a token that was already rotated or does not exist.
     async fn rotate_refresh_token(
         &mut self,
-        digest: &TokenDigest,
+        id: Uuid,
         replaced_by: Uuid,
         now: OffsetDateTime,
     ) -> Result<Option<RefreshTokenRecord>, StoreError>;

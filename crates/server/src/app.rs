@@ -8,10 +8,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use dashtam_adapters::access_tokens::AccessTokens;
+use dashtam_adapters::mail::{
+    DEFAULT_SEND_TIMEOUT, MailTransport, OutboxOptions, OutboxWaker, OutboxWorker, TemplateComposer,
+};
+use dashtam_adapters::password_hashing::{Argon2PasswordHasher, PasswordHashingOptions};
 use dashtam_adapters::{MemorySharedState, RedisSharedState};
 use dashtam_api::metrics::Metrics;
 use dashtam_api::{AppState, HttpSettings};
+use dashtam_domain::Clock;
 use dashtam_domain::SystemClock;
+use dashtam_domain::auth::{AuthPorts, AuthService, AuthSettings, OutboxSignal};
 use dashtam_domain::ports::SharedState;
 use dashtam_store::{Database, PoolOptions};
 use secrecy::ExposeSecret;
@@ -41,19 +48,90 @@ pub fn shared_state(config: &Config) -> anyhow::Result<Arc<dyn SharedState>> {
     })
 }
 
-/// The application state over an open database.
-pub fn app_state(config: &Config, database: &Database) -> anyhow::Result<AppState> {
-    Ok(AppState {
-        store: database.store(),
+/// Everything the server runs: the HTTP state and the mail delivery worker.
+#[derive(Debug)]
+pub struct Application {
+    /// What handlers share.
+    pub state: AppState,
+    /// Delivers queued mail; run it beside the server.
+    pub outbox: OutboxWorker,
+}
+
+/// Lets the authentication service wake the mail worker after a commit.
+#[derive(Debug)]
+struct WakeOutbox(OutboxWaker);
+
+impl OutboxSignal for WakeOutbox {
+    fn mail_queued(&self) {
+        self.0.wake();
+    }
+}
+
+/// The configured mail transport.
+fn mail_transport(config: &Config) -> anyhow::Result<MailTransport> {
+    let transport = match config.mail.transport {
+        crate::config::MailTransport::File => MailTransport::file(config.mail_dir(), &config.mail.from),
+        crate::config::MailTransport::Smtp => {
+            let url = config.mail.smtp_url.as_ref().context("DASHTAM_MAIL__SMTP_URL is required for smtp")?;
+            MailTransport::smtp(url, &config.mail.from, DEFAULT_SEND_TIMEOUT)
+        }
+        crate::config::MailTransport::Log => MailTransport::log(&config.mail.from),
+    };
+    transport.map_err(|error| anyhow::anyhow!("DASHTAM_MAIL__TRANSPORT (mail.transport): {error}"))
+}
+
+/// Builds the application over an open database: keys, password hashing, mail and authentication.
+pub fn build(config: &Config, database: &Database) -> anyhow::Result<Application> {
+    let store = database.store();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let keys = crate::keys::load(config)?;
+    let access_tokens = AccessTokens::new(
+        &keys.signing,
+        config.public_url().to_string(),
+        "dashtam".to_owned(),
+        config.auth.access_token_lifetime,
+    )
+    .map_err(|error| anyhow::anyhow!("DASHTAM_KEYS__SIGNING (keys.signing): {error}"))?;
+    let hasher = Argon2PasswordHasher::new(PasswordHashingOptions {
+        memory_kib: config.auth.argon2_memory_kib,
+        iterations: config.auth.argon2_iterations,
+        parallelism: config.auth.argon2_parallelism,
+        ..PasswordHashingOptions::default()
+    })
+    .map_err(|error| anyhow::anyhow!("DASHTAM_AUTH__ARGON2_* (auth.argon2_*): {error}"))?;
+    let outbox = OutboxWorker::new(store.clone(), mail_transport(config)?, clock.clone(), OutboxOptions::default());
+    let auth = AuthService::new(
+        AuthPorts {
+            store: store.clone(),
+            hasher: Arc::new(hasher),
+            access_tokens: Arc::new(access_tokens),
+            opaque_tokens: Arc::new(keys.opaque_tokens),
+            composer: Arc::new(TemplateComposer::new(config.app_url().to_string(), "Dashtam")),
+            outbox: Arc::new(WakeOutbox(outbox.waker())),
+            clock: clock.clone(),
+        },
+        AuthSettings {
+            password_policy: config.auth.password_policy.clone(),
+            session_lifetime: config.auth.session_lifetime,
+            refresh_retry_grace: config.auth.refresh_retry_grace,
+            lockout_threshold: config.auth.lockout_threshold,
+            lockout_duration: config.auth.lockout_duration,
+            ..AuthSettings::default()
+        },
+    );
+    let state = AppState {
+        store,
         shared_state: shared_state(config)?,
-        clock: Arc::new(SystemClock),
+        auth: Arc::new(auth),
+        clock,
         metrics: Metrics::new(),
         settings: Arc::new(HttpSettings {
             request_timeout: config.server.request_timeout,
             readiness_timeout: config.server.readiness_timeout,
             json_body_limit: config.server.json_body_limit,
         }),
-    })
+    };
+    Ok(Application { state, outbox })
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting connections and lets

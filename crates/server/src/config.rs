@@ -33,6 +33,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "trusted_proxies",
     "database",
     "server",
+    "auth",
     "log",
     "mail",
     "rate_limit",
@@ -90,6 +91,8 @@ pub struct Config {
     /// `DASHTAM_TRUSTED_PROXIES`: CIDRs whose `X-Forwarded-For` is believed.
     #[serde(deserialize_with = "deserialize_cidr_list")]
     pub trusted_proxies: Vec<IpNet>,
+    /// `[auth]`.
+    pub auth: AuthConfig,
     /// `[database]`.
     pub database: DatabaseConfig,
     /// `[server]`.
@@ -122,6 +125,7 @@ impl Default for Config {
             redis_url: None,
             redis_timeout: Duration::from_secs(1),
             trusted_proxies: Vec::new(),
+            auth: AuthConfig::default(),
             database: DatabaseConfig::default(),
             server: ServerConfig::default(),
             log: LogConfig::default(),
@@ -131,6 +135,51 @@ impl Default for Config {
             sandbox: SandboxConfig::default(),
             schwab: SchwabConfig::default(),
             http: HttpClientConfig::default(),
+        }
+    }
+}
+
+/// `[auth]`: token lifetimes, lockout, password policy and hashing cost.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `DASHTAM_AUTH__ACCESS_TOKEN_LIFETIME`.
+    #[serde(with = "humantime_serde")]
+    pub access_token_lifetime: Duration,
+    /// `DASHTAM_AUTH__SESSION_LIFETIME`: the latest a session lives after login.
+    #[serde(with = "humantime_serde")]
+    pub session_lifetime: Duration,
+    /// `DASHTAM_AUTH__REFRESH_RETRY_GRACE`: how long the previous refresh token counts as a client retry.
+    #[serde(with = "humantime_serde")]
+    pub refresh_retry_grace: Duration,
+    /// `DASHTAM_AUTH__LOCKOUT_THRESHOLD`: consecutive failed logins that lock an account.
+    pub lockout_threshold: i32,
+    /// `DASHTAM_AUTH__LOCKOUT_DURATION`.
+    #[serde(with = "humantime_serde")]
+    pub lockout_duration: Duration,
+    /// `[auth.password_policy]`: lengths and optional composition rules.
+    pub password_policy: dashtam_domain::password::PasswordPolicy,
+    /// `DASHTAM_AUTH__ARGON2_MEMORY_KIB`.
+    pub argon2_memory_kib: u32,
+    /// `DASHTAM_AUTH__ARGON2_ITERATIONS`.
+    pub argon2_iterations: u32,
+    /// `DASHTAM_AUTH__ARGON2_PARALLELISM`.
+    pub argon2_parallelism: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            access_token_lifetime: Duration::from_secs(15 * 60),
+            session_lifetime: Duration::from_secs(30 * 24 * 3600),
+            refresh_retry_grace: Duration::from_secs(10),
+            lockout_threshold: 10,
+            lockout_duration: Duration::from_secs(3600),
+            password_policy: dashtam_domain::password::PasswordPolicy::default(),
+            // OWASP's recommended Argon2id baseline.
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
         }
     }
 }
@@ -433,6 +482,24 @@ impl Config {
         }
         if self.redis_timeout.is_zero() {
             refuse("redis_timeout", "must be greater than zero".into());
+        }
+        if let Err(error) = self.auth.password_policy.validate() {
+            refuse("auth.password_policy", error.to_string());
+        }
+        if self.auth.lockout_threshold < 1 {
+            refuse("auth.lockout_threshold", "must be at least 1".into());
+        }
+        for (key_path, duration) in [
+            ("auth.access_token_lifetime", self.auth.access_token_lifetime),
+            ("auth.session_lifetime", self.auth.session_lifetime),
+            ("auth.lockout_duration", self.auth.lockout_duration),
+        ] {
+            if duration.is_zero() {
+                refuse(key_path, "must be greater than zero".into());
+            }
+        }
+        if self.auth.access_token_lifetime > self.auth.session_lifetime {
+            refuse("auth.access_token_lifetime", format!("must not exceed {}", env_name("auth.session_lifetime")));
         }
         if self.database.max_connections == 0 {
             refuse("database.max_connections", "must be at least 1".into());

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod keys;
 pub mod logging;
 
 pub use config::Config;

@@ -74,7 +74,8 @@ async fn serve(config: Config, no_migrate: bool) -> anyhow::Result<()> {
             tracing::info!(count = applied.len(), "applied migrations");
         }
     }
-    let state = app::app_state(&config, &database)?;
+    let application = app::build(&config, &database)?;
+    let state = application.state;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("DASHTAM_BIND: cannot listen on {}", config.bind))?;
@@ -86,8 +87,20 @@ async fn serve(config: Config, no_migrate: bool) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION")
     );
     let store = state.store.clone();
-    let served =
-        app::serve(listener, dashtam_api::router(state), config.server.shutdown_timeout, app::shutdown_signal()).await;
+    // One signal stops both the HTTP server and the mail worker.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let outbox = tokio::spawn(application.outbox.run(async move {
+        let mut stopped = stopped;
+        let _ = stopped.wait_for(|stop| *stop).await;
+    }));
+    let served = app::serve(listener, dashtam_api::router(state), config.server.shutdown_timeout, async move {
+        app::shutdown_signal().await;
+        let _ = stop.send(true);
+    })
+    .await;
+    if let Err(error) = outbox.await {
+        tracing::error!(%error, "mail worker ended abnormally");
+    }
     store.close().await;
     tracing::info!("stopped");
     served

@@ -274,7 +274,7 @@ macro_rules! impl_store_ports {
 
             async fn rotate_refresh_token(
                 &mut self,
-                digest: &dashtam_domain::TokenDigest,
+                id: uuid::Uuid,
                 replaced_by: uuid::Uuid,
                 now: time::OffsetDateTime,
             ) -> Result<Option<dashtam_domain::RefreshTokenRecord>, dashtam_domain::ports::StoreError> {
@@ -282,10 +282,10 @@ macro_rules! impl_store_ports {
                 // concurrent refreshes with the same token win.
                 let row: Option<$crate::rows::RefreshTokenRow> = sqlx::query_as(
                     "UPDATE refresh_tokens SET rotated_at = $2, replaced_by = $3 \
-                     WHERE token_hash = $1 AND rotated_at IS NULL \
+                     WHERE id = $1 AND rotated_at IS NULL \
                      RETURNING id, session_id, created_at, rotated_at, replaced_by",
                 )
-                .bind(&digest.0[..])
+                .bind(id)
                 .bind($crate::rows::utc(now))
                 .bind(replaced_by)
                 .fetch_optional(&mut *self.tx)

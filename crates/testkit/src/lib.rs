@@ -188,13 +188,19 @@ impl TestApp {
         configure(&mut config);
         config.validate().expect("test configuration is valid");
         let opened = database.open().await;
-        let state = app::app_state(&config, &opened).expect("build application state");
+        let application = app::build(&config, &opened).expect("build the application");
+        let state = application.state;
+        let (stop_outbox, outbox_stopped) = oneshot::channel::<()>();
+        tokio::spawn(application.outbox.run(async move {
+            let _ = outbox_stopped.await;
+        }));
         let listener = tokio::net::TcpListener::bind(config.bind).await.expect("bind 127.0.0.1:0");
         let address = listener.local_addr().expect("read the bound address");
         let (shutdown, shutdown_received) = oneshot::channel::<()>();
         let server =
             tokio::spawn(app::serve(listener, build(state.clone()), config.server.shutdown_timeout, async move {
                 let _ = shutdown_received.await;
+                let _ = stop_outbox.send(());
             }));
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -211,6 +217,30 @@ impl TestApp {
             server: Some(server),
             _test_database: database,
             _data_dir: data_dir,
+        }
+    }
+
+    /// The `.eml` files the file mail transport has written so far, oldest first.
+    pub fn sent_mail(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.config.mail_dir()) else { return Vec::new() };
+        let mut files: Vec<_> = entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|extension| extension == "eml"))
+            .collect();
+        files.sort_by_key(|path| std::fs::metadata(path).and_then(|meta| meta.modified()).ok());
+        files.iter().filter_map(|path| std::fs::read_to_string(path).ok()).collect()
+    }
+
+    /// Waits (up to 10 s) until at least `count` emails have been written, and returns them all.
+    pub async fn wait_for_mail(&self, count: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mail = self.sent_mail();
+            if mail.len() >= count || std::time::Instant::now() > deadline {
+                return mail;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 

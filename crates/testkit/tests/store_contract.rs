@@ -329,9 +329,9 @@ async fn refresh_tokens_rotate_exactly_once_and_link_to_their_successor() {
 
         let later = LOGIN_AT + Duration::minutes(10);
         let mut tx = store.begin().await.expect("begin");
-        let rotated = tx.rotate_refresh_token(&digest(1), second_id, later).await.expect("rotate").expect("won");
+        let rotated = tx.rotate_refresh_token(first_id, second_id, later).await.expect("rotate").expect("won");
         assert_eq!((rotated.rotated_at, rotated.replaced_by), (Some(later), Some(second_id)));
-        assert!(tx.rotate_refresh_token(&digest(1), Uuid::now_v7(), later).await.expect("rotate").is_none());
+        assert!(tx.rotate_refresh_token(first_id, Uuid::now_v7(), later).await.expect("rotate").is_none());
         tx.insert_refresh_token(second_id, session_id, &digest(2), later).await.expect("insert successor");
         tx.commit().await.expect("commit");
 
@@ -339,7 +339,7 @@ async fn refresh_tokens_rotate_exactly_once_and_link_to_their_successor() {
         assert_eq!(stored.replaced_by, Some(second_id));
         assert!(store.refresh_token_by_digest(&digest(3)).await.expect("read").is_none());
         let mut tx = store.begin().await.expect("begin");
-        assert!(tx.rotate_refresh_token(&digest(3), Uuid::now_v7(), later).await.expect("rotate").is_none());
+        assert!(tx.rotate_refresh_token(Uuid::now_v7(), Uuid::now_v7(), later).await.expect("rotate").is_none());
     })
     .await;
 }
@@ -369,15 +369,16 @@ async fn a_session_has_one_current_refresh_token_and_digests_are_unique() {
 async fn concurrent_rotations_of_one_token_have_a_single_winner() {
     on_every_backend(|store, _| async move {
         let (_, session_id) = user_with_session(&store, "race@example.com").await;
+        let token_id = Uuid::now_v7();
         let mut tx = store.begin().await.expect("begin");
-        tx.insert_refresh_token(Uuid::now_v7(), session_id, &digest(9), LOGIN_AT).await.expect("insert");
+        tx.insert_refresh_token(token_id, session_id, &digest(9), LOGIN_AT).await.expect("insert");
         tx.commit().await.expect("commit");
 
         let attempts = (0..8).map(|_| {
             let store = store.clone();
             tokio::spawn(async move {
                 let mut tx = store.begin().await?;
-                let won = tx.rotate_refresh_token(&digest(9), Uuid::now_v7(), LOGIN_AT + Duration::minutes(1)).await?;
+                let won = tx.rotate_refresh_token(token_id, Uuid::now_v7(), LOGIN_AT + Duration::minutes(1)).await?;
                 tx.commit().await?;
                 Ok::<bool, StoreError>(won.is_some())
             })
@@ -467,7 +468,8 @@ async fn login_failures_count_up_and_lock_at_the_threshold() {
         let lock_until = LOGIN_AT + Duration::hours(1);
         for attempt in 1..=3 {
             let mut tx = store.begin().await.expect("begin");
-            let updated = tx.record_login_failure(user.id, 3, lock_until, LOGIN_AT).await.expect("record").expect("user");
+            let updated =
+                tx.record_login_failure(user.id, 3, lock_until, LOGIN_AT).await.expect("record").expect("user");
             tx.commit().await.expect("commit");
             assert_eq!(updated.failed_login_count, attempt);
             let expected_lock = (attempt >= 3).then_some(lock_until);

@@ -1,0 +1,44 @@
+//! The `AuthUser` extractor: a handler that takes it only runs for a caller with a valid access token whose
+//! session is live, account enabled and token version current.
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header;
+use axum::http::request::Parts;
+use dashtam_domain::auth::Principal;
+
+use super::errors::{TokenUse, auth_problem, unauthorized};
+use crate::problem::Problem;
+use crate::state::AppState;
+
+/// The authenticated caller.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthUser(pub Principal);
+
+impl<S> FromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let token = bearer_token(parts).ok_or_else(|| {
+            unauthorized("not_authenticated", "Not authenticated", "Send an access token as Authorization: Bearer.")
+        })?;
+        let principal = state
+            .auth
+            .authenticate(token)
+            .await
+            .map_err(|error| auth_problem(error, TokenUse::Credential, "password"))?;
+        Ok(Self(principal))
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, per RFC 7235).
+fn bearer_token(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}

@@ -1,0 +1,9 @@
+//! `/api/v1/auth`: the eleven authentication endpoints (API.md §2) and the `AuthUser` extractor.
+
+mod dto;
+mod errors;
+mod extract;
+mod handlers;
+
+pub use extract::AuthUser;
+pub(crate) use handlers::routes;
