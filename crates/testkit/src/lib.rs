@@ -228,7 +228,8 @@ impl TestApp {
             .map(|entry| entry.path())
             .filter(|path| path.extension().is_some_and(|extension| extension == "eml"))
             .collect();
-        files.sort_by_key(|path| std::fs::metadata(path).and_then(|meta| meta.modified()).ok());
+        // Files are named after the message's UUIDv7 id, so name order is queue order.
+        files.sort();
         files.iter().filter_map(|path| std::fs::read_to_string(path).ok()).collect()
     }
 
