@@ -134,6 +134,12 @@ pub enum AuthError {
     /// The current password given to change it is wrong.
     #[error("wrong password")]
     WrongPassword,
+    /// No account has this address (operator commands only; the API never reveals it).
+    #[error("no account with this email address")]
+    NoSuchUser,
+    /// The address is already registered (operator commands only).
+    #[error("an account with this email address already exists")]
+    EmailTaken,
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -632,8 +638,32 @@ impl AuthService {
             created_at: now,
         };
         let mut tx = self.store.begin().await?;
-        let user = tx.insert_user(&new_user).await?;
+        let user = tx.insert_user(&new_user).await.map_err(|error| match error {
+            StoreError::Conflict(_) => AuthError::EmailTaken,
+            other => other.into(),
+        })?;
         tx.commit().await?;
         Ok(user)
+    }
+
+    /// Gives an account a role (operator command). Existing access tokens keep the role they were issued
+    /// with until they expire; the next refresh carries the new one.
+    pub async fn change_role(&self, email: &Email, role: Role) -> Result<User, AuthError> {
+        let user = self.store.user_by_email(email).await?.ok_or(AuthError::NoSuchUser)?;
+        let mut tx = self.store.begin().await?;
+        let updated = tx.set_user_role(user.id, role, self.clock.now()).await?.ok_or(AuthError::NoSuchUser)?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    /// Disables an account and ends all its sessions at once (operator command); returns the sessions ended.
+    pub async fn disable_account(&self, email: &Email) -> Result<(User, u64), AuthError> {
+        let user = self.store.user_by_email(email).await?.ok_or(AuthError::NoSuchUser)?;
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let disabled = tx.disable_user(user.id, now).await?.ok_or(AuthError::NoSuchUser)?;
+        let ended = tx.end_user_sessions(user.id, None, SessionEndReason::AccountDisabled, now).await?;
+        tx.commit().await?;
+        Ok((disabled, ended))
     }
 }

@@ -32,6 +32,41 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// `dashtam user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a verified account; the password is read from standard input (or prompted for on a terminal).
+    Create {
+        /// Login address.
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Make it an administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Make an account an administrator.
+    Promote {
+        /// Login address.
+        email: String,
+    },
+    /// Make an administrator an ordinary user.
+    Demote {
+        /// Login address.
+        email: String,
+    },
+    /// Disable an account and end all its sessions at once.
+    Disable {
+        /// Login address.
+        email: String,
+    },
 }
 
 /// `dashtam migrate …`.

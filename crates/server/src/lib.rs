@@ -6,5 +6,6 @@ pub mod cli;
 pub mod config;
 pub mod keys;
 pub mod logging;
+pub mod users;
 
 pub use config::Config;

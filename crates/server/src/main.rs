@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use dashtam_server::cli::{Cli, Command, ConfigCommand, MigrateCommand};
-use dashtam_server::{Config, app, logging};
+use dashtam_server::{Config, app, logging, users};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -56,6 +56,16 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
                 }
             }
             database.store().close().await;
+            Ok(())
+        }
+        Command::User(user) => {
+            logging::init(&config)?;
+            let database = app::open_database(&config).await?;
+            database.migrate_up().await.context("migrating the database")?;
+            let application = app::build(&config, &database)?;
+            let outcome = users::run(&application.state.auth, user).await;
+            database.store().close().await;
+            println!("{}", outcome?);
             Ok(())
         }
         Command::Config(ConfigCommand::Check) => {

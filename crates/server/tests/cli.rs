@@ -307,3 +307,66 @@ mod dashtam_testkit_free {
         Some(url.to_string())
     }
 }
+
+fn user_command(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = dashtam(dir)
+        .arg("user")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+#[test]
+fn operators_create_promote_demote_and_disable_accounts() {
+    let dir = TempDir::new().expect("temp dir");
+    let create = ["create", "--email", "Admin@Example.com", "--name", "Grace", "--admin"];
+    let created = user_command(dir.path(), &create, "a sufficiently long passphrase\n");
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(stdout(&created).starts_with("created admin@example.com (admin)"), "{}", stdout(&created));
+
+    let again = user_command(dir.path(), &create, "a sufficiently long passphrase\n");
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("already exists"), "{}", stderr(&again));
+
+    let weak = user_command(dir.path(), &["create", "--email", "weak@example.com", "--name", "W"], "short\n");
+    assert!(!weak.status.success());
+    assert!(stderr(&weak).contains("weak password"), "{}", stderr(&weak));
+
+    let demoted = user_command(dir.path(), &["demote", "admin@example.com"], "");
+    assert_eq!(stdout(&demoted).trim(), "admin@example.com is now a user", "{}", stderr(&demoted));
+    let promoted = user_command(dir.path(), &["promote", "ADMIN@example.com"], "");
+    assert_eq!(stdout(&promoted).trim(), "admin@example.com is now an admin", "{}", stderr(&promoted));
+
+    // The account logs in, then disabling it ends the session at once.
+    let server = Server::start(&mut dashtam(dir.path()));
+    let login = Command::new("curl")
+        .args(["-s", "-X", "POST", "-H", "content-type: application/json", "-d"])
+        .arg(r#"{"email":"admin@example.com","password":"a sufficiently long passphrase"}"#)
+        .arg(format!("http://{}/api/v1/auth/login", server.address))
+        .output()
+        .expect("curl");
+    let body: serde_json::Value = serde_json::from_slice(&login.stdout).expect("login JSON");
+    assert_eq!(body["user"]["role"], "admin", "{body}");
+    let access = body["access_token"].as_str().expect("access token").to_owned();
+
+    let disabled = user_command(dir.path(), &["disable", "admin@example.com"], "");
+    assert_eq!(stdout(&disabled).trim(), "admin@example.com is disabled; 1 session(s) ended", "{}", stderr(&disabled));
+    let me = Command::new("curl")
+        .args(["-s", "-H", &format!("authorization: Bearer {access}")])
+        .arg(format!("http://{}/api/v1/auth/me", server.address))
+        .output()
+        .expect("curl");
+    let body: serde_json::Value = serde_json::from_slice(&me.stdout).expect("problem JSON");
+    assert_eq!(body["code"], "session_revoked", "{body}");
+    assert!(server.terminate().success());
+
+    let missing = user_command(dir.path(), &["promote", "nobody@example.com"], "");
+    assert!(!missing.status.success());
+    assert!(stderr(&missing).contains("no account"), "{}", stderr(&missing));
+}

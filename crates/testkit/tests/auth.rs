@@ -469,3 +469,29 @@ async fn authentication_failures_are_401_with_the_right_code_before_body_validat
         send(app.client.post(app.url("/api/v1/auth/change-password")).json(&json!({"bogus": 1}))).await;
     assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "not_authenticated"));
 }
+
+#[tokio::test]
+async fn bcrypt_hashes_from_the_original_system_log_in_and_are_upgraded() {
+    let app = spawn().await;
+    let legacy = bcrypt::hash(PASSWORD, 4).expect("bcrypt");
+    assert!(legacy.starts_with("$2b$"));
+    let user = dashtam_domain::NewUser {
+        id: dashtam_domain::UserId::generate(),
+        email: dashtam_domain::Email::parse("legacy@example.com").expect("valid"),
+        name: dashtam_domain::UserName::parse("Legacy").expect("valid"),
+        password_hash: legacy.clone(),
+        role: dashtam_domain::Role::User,
+        email_verified_at: Some(time::OffsetDateTime::UNIX_EPOCH),
+        created_at: time::OffsetDateTime::UNIX_EPOCH,
+    };
+    let mut tx = app.state.store.begin().await.expect("begin");
+    tx.insert_user(&user).await.expect("insert");
+    tx.commit().await.expect("commit");
+
+    assert_eq!(login(&app, "legacy@example.com", "not the right one").await.0, StatusCode::UNAUTHORIZED);
+    let (status, body) = login(&app, "legacy@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let stored = app.state.store.user_by_id(user.id).await.expect("read").expect("user");
+    assert!(stored.password_hash.starts_with("$argon2id$"), "re-hashed on login: {}", stored.password_hash);
+    assert_eq!(login(&app, "legacy@example.com", PASSWORD).await.0, StatusCode::OK, "the new hash verifies");
+}

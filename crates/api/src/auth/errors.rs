@@ -73,6 +73,9 @@ pub(crate) fn auth_problem(error: AuthError, token_use: TokenUse, password_field
         }
         AuthError::WrongPassword => Problem::new(StatusCode::BAD_REQUEST, "wrong_password", "Wrong password")
             .with_detail("The current password is wrong."),
+        // Operator-command outcomes; the API's own flows never produce them.
+        AuthError::NoSuchUser => Problem::not_found(),
+        AuthError::EmailTaken => Problem::new(StatusCode::CONFLICT, "email_taken", "Email taken"),
         AuthError::Store(error) => error.into(),
         AuthError::Internal(message) => {
             tracing::error!(error = %message, "authentication failed internally");
