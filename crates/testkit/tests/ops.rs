@@ -124,9 +124,29 @@ async fn openapi_describes_every_operations_route() {
     let document = json(response).await;
     assert!(document["openapi"].as_str().is_some_and(|version| version.starts_with("3.1")), "{document}");
     assert_eq!(document["info"]["version"], env!("CARGO_PKG_VERSION"));
-    for path in ["/health", "/ready", "/metrics", "/openapi.json", "/docs", "/docs/{asset}"] {
+    for path in ["/health", "/ready", "/metrics", "/openapi.json", "/docs", "/docs/{asset}", "/api/v1/auth/me"] {
         assert!(document["paths"][path]["get"].is_object(), "{path} missing");
     }
+    for path in [
+        "register",
+        "verify-email",
+        "resend-verification",
+        "login",
+        "refresh",
+        "logout",
+        "request-password-reset",
+        "reset-password",
+        "change-password",
+    ] {
+        let operation = &document["paths"][format!("/api/v1/auth/{path}")]["post"];
+        assert!(operation.is_object(), "{path} missing");
+        assert!(operation["requestBody"].is_object(), "{path} documents its body");
+        let responses = operation["responses"].as_object().expect("responses");
+        assert!(responses.keys().any(|status| status.starts_with('4')), "{path} documents its errors");
+    }
+    assert!(document["paths"]["/api/v1/auth/me"]["patch"].is_object());
+    assert_eq!(document["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert!(document["paths"]["/api/v1/auth/me"]["get"]["security"].is_array(), "authenticated routes say so");
     assert!(document["components"]["schemas"]["ProblemDocument"].is_object());
     assert_eq!(
         document["paths"]["/ready"]["get"]["responses"]["503"]["content"]["application/problem+json"]["schema"]["$ref"],
