@@ -302,7 +302,7 @@ impl AuthService {
             .await?
             .ok_or(AuthError::InvalidToken)?;
         tx.mark_email_verified(used.user_id, now).await?;
-        let user = self.store_user_in_tx_view(used.user_id).await?;
+        let user = self.token_owner(used.user_id).await?;
         self.queue_mail(&mut tx, &user.email, Notification::Welcome { name: user.name.as_str().to_owned() }, now)
             .await?;
         tx.commit().await?;
@@ -310,8 +310,9 @@ impl AuthService {
         Ok(())
     }
 
-    async fn store_user_in_tx_view(&self, id: UserId) -> Result<User, AuthError> {
-        // Name and address do not change inside these transactions, so reading them from the pool is safe.
+    /// The account a one-time token belongs to. Read from the pool, outside the caller's transaction: name and
+    /// address do not change in these transactions, so the view is the same.
+    async fn token_owner(&self, id: UserId) -> Result<User, AuthError> {
         self.store.user_by_id(id).await?.ok_or(AuthError::InvalidToken)
     }
 
@@ -561,7 +562,7 @@ impl AuthService {
             .consume_one_time_token(&digest, OneTimePurpose::ResetPassword, now)
             .await?
             .ok_or(AuthError::InvalidToken)?;
-        let user = self.store.user_by_id(used.user_id).await?.ok_or(AuthError::InvalidToken)?;
+        let user = self.token_owner(used.user_id).await?;
         // Checked after the token so a bad token is reported first; dropping `tx` un-uses the token.
         self.check_policy(new_password, &user.email)?;
         let hash = self.hasher.hash(new_password).await.map_err(internal)?;
