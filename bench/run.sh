@@ -53,7 +53,9 @@ WRK_ARGS=()
 ROWS=()
 MEMORY=()
 BACKGROUND=()
+NOTES=()
 MAX_BUSY=0
+BACKEND_BUSY=0
 
 usage() {
     cat <<'EOF'
@@ -145,7 +147,8 @@ require_tools() {
             apt-get install -y wrk >&2 || { apt-get update >&2 && apt-get install -y wrk >&2; } \
                 || die "could not install wrk"
         else
-            die "wrk is not installed: run 'sudo apt-get install -y wrk' (Debian/Ubuntu) or see https://github.com/wg/wrk"
+            die "wrk is not installed: run 'sudo apt-get install -y wrk' (Debian/Ubuntu)" \
+                "or see https://github.com/wg/wrk"
         fi
     fi
     local tool
@@ -269,7 +272,7 @@ wrk_args() {
     fi
 }
 
-# parse_wrk <file>: prints "req/s|p50 ms|p99 ms|errors" from wrk --latency output.
+# parse_wrk <file>: prints "req/s|p50 ms|p99 ms|errors|elapsed ms" from wrk --latency output.
 parse_wrk() {
     awk '
         function ms(value) {
@@ -280,14 +283,15 @@ parse_wrk() {
             return value + 0
         }
         function fmt(value) { return sprintf(value < 10 ? "%.3f" : "%.1f", value) }
+        / requests in / { elapsed = $4; sub(",", "", elapsed) }
         /^Requests\/sec:/ { rps = $2 }
         $1 == "50%" { p50 = $2 }
         $1 == "99%" { p99 = $2 }
         /Socket errors:/ { gsub(",", ""); errors += $4 + $6 + $8 + $10 }
         /Non-2xx or 3xx responses:/ { errors += $NF }
         END {
-            if (rps == "" || p50 == "" || p99 == "") exit 1
-            printf "%.0f|%s|%s|%d\n", rps, fmt(ms(p50)), fmt(ms(p99)), errors
+            if (rps == "" || p50 == "" || p99 == "" || elapsed == "") exit 1
+            printf "%.0f|%s|%s|%d|%.0f\n", rps, fmt(ms(p50)), fmt(ms(p99)), errors, ms(elapsed)
         }
     ' "$1"
 }
@@ -301,49 +305,65 @@ run_wrk() {
     fi
 }
 
+# measure_row <label> <method> <path> <script> <connections> <raw output file>: one row of the table.
+measure_row() {
+    local label="$1" method="$2" path="$3" script="$4" connections="$5" raw="$6"
+    local busy stats rps p50 p99 errors elapsed
+    # Anything else using the CPUs now (a build, a test run) distorts the row; say so.
+    busy="$(background_cpu_percent)"
+    if ((busy > MAX_BUSY)); then MAX_BUSY=$busy; fi
+    if ((busy > BACKEND_BUSY)); then BACKEND_BUSY=$busy; fi
+    if ((busy > BUSY_WARN)); then
+        log "warning: other work keeps the CPUs ${busy}% busy; this row will be distorted"
+    fi
+
+    log "$label $method $path, $connections connection(s), ${DURATION}s"
+    wrk_args "$connections" "$method" "$script"
+    run_wrk "$DURATION" "$raw" "$BASE_URL$path"
+    stats="$(parse_wrk "$raw")" || die "could not parse wrk output $raw"
+    IFS='|' read -r rps p50 p99 errors elapsed <<<"$stats"
+    log "    $rps req/s, p50 $p50 ms, p99 $p99 ms, $errors error(s)"
+    ROWS+=("| $label | \`$method $path\` | $connections | $rps | $p50 | $p99 | $errors |")
+
+    # A row that ran much longer than asked saw the machine stall (a paused VM, heavy swapping).
+    if ((elapsed > DURATION * 1200 + 1000)); then
+        local note="$label \`$method $path\` with $connections connection(s) ran $((elapsed / 1000)) s"
+        note+=" instead of ${DURATION} s: the machine stalled, so its figures are unreliable."
+        log "warning: $note"
+        NOTES+=("- $note")
+    fi
+}
+
 # bench_backend <label>: loads every endpoint at every connection count against the running server,
 # appending table rows to ROWS and the memory row to MEMORY.
 bench_backend() {
     local label="$1"
-    local idle_rss entry name method path script url status connections raw stats rps p50 p99 errors busy
-    local max_connections=0 max_busy=0
+    local idle_rss entry name method path script status connections max_connections=0
     idle_rss="$(proc_status_mib VmRSS)"
+    BACKEND_BUSY=0
     for connections in $CONNECTIONS; do
         if ((connections > max_connections)); then max_connections=$connections; fi
     done
 
     for entry in "${ENDPOINTS[@]}"; do
         read -r name method path script <<<"$entry"
-        url="$BASE_URL$path"
         # A plain request must succeed before loading it; scripted requests are the script's business.
         if [[ -z "$script" ]]; then
-            status="$(curl -sS -o /dev/null -w '%{http_code}' -X "$method" --max-time 5 "$url")" || status=000
+            status="$(curl -sS -o /dev/null -w '%{http_code}' -X "$method" --max-time 5 "$BASE_URL$path")" \
+                || status=000
             [[ "$status" =~ ^[23] ]] || die "$label: $method $path answered $status before the load started"
         fi
         if ((WARMUP > 0)); then
             wrk_args "$max_connections" "$method" "$script"
-            run_wrk "$WARMUP" "$TMP_DIR/warmup.txt" "$url"
+            run_wrk "$WARMUP" "$TMP_DIR/warmup.txt" "$BASE_URL$path"
         fi
         for connections in $CONNECTIONS; do
-            wrk_args "$connections" "$method" "$script"
-            raw="$RESULTS_DIR/raw/$label-$name-c$connections.txt"
-            # Anything else using the CPUs now (a build, a test run) distorts the row; say so.
-            busy="$(background_cpu_percent)"
-            if ((busy > max_busy)); then max_busy=$busy; fi
-            if ((busy > BUSY_WARN)); then
-                log "warning: other work keeps the CPUs ${busy}% busy; this row will be distorted"
-            fi
-            log "$label $method $path, $connections connection(s), ${DURATION}s"
-            run_wrk "$DURATION" "$raw" "$url"
-            stats="$(parse_wrk "$raw")" || die "could not parse wrk output $raw"
-            IFS='|' read -r rps p50 p99 errors <<<"$stats"
-            log "    $rps req/s, p50 $p50 ms, p99 $p99 ms, $errors error(s)"
-            ROWS+=("| $label | \`$method $path\` | $connections | $rps | $p50 | $p99 | $errors |")
+            measure_row "$label" "$method" "$path" "$script" "$connections" \
+                "$RESULTS_DIR/raw/$label-$name-c$connections.txt"
         done
     done
     MEMORY+=("| $label | $idle_rss | $(proc_status_mib VmHWM) |")
-    BACKGROUND+=("${max_busy} % ($label)")
-    if ((max_busy > MAX_BUSY)); then MAX_BUSY=$max_busy; fi
+    BACKGROUND+=("${BACKEND_BUSY} % ($label)")
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -386,9 +406,12 @@ machine_facts() {
 
 backend_versions() {
     local pg redis
-    pg="$(psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc 'SHOW server_version' 2>/dev/null)" || pg=unknown
-    redis="$(redis-cli -u "$REDIS_URL" INFO server 2>/dev/null | tr -d '\r' | awk -F: '$1 == "redis_version" { print $2 }')" || true
-    echo "- **postgres+redis:** PostgreSQL ${pg:-unknown} and Redis ${redis:-unknown}, both on loopback, default pool settings"
+    pg="$(psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc 'SHOW server_version' 2>/dev/null)" \
+        || pg=unknown
+    redis="$(redis-cli -u "$REDIS_URL" INFO server 2>/dev/null \
+        | tr -d '\r' | awk -F: '$1 == "redis_version" { print $2 }')" || true
+    echo "- **postgres+redis:** PostgreSQL ${pg:-unknown} and Redis ${redis:-unknown}, both on loopback," \
+        "default pool settings"
 }
 
 write_report() {
@@ -401,6 +424,10 @@ write_report() {
         echo "| backend | endpoint | connections | req/s | p50 (ms) | p99 (ms) | errors |"
         echo "|---|---|---:|---:|---:|---:|---:|"
         printf '%s\n' "${ROWS[@]}"
+        if ((${#NOTES[@]} > 0)); then
+            echo
+            printf '%s\n' "${NOTES[@]}"
+        fi
         echo
         echo "| backend | RSS after startup (MiB) | peak RSS (MiB, VmHWM) |"
         echo "|---|---:|---:|"
