@@ -9,13 +9,21 @@
 # --record it also replaces the results section of docs/benchmarks.md.
 set -euo pipefail
 
-# Endpoints under test, one per line: "name method path [lua-script]".
+# Endpoints under test, one per line: "name method path [lua-script [connections]]".
 # `name` labels raw output files; a script is looked up in bench/lua/ and can set headers and bodies
 # (wrk.method, wrk.headers, wrk.body). A non-GET method without a script gets a one-line script.
+# `connections` (comma-separated) overrides BENCH_CONNECTIONS for that endpoint.
 ENDPOINTS=(
-    "health GET /health"
-    "ready  GET /ready"
+    "health  GET  /health"
+    "ready   GET  /ready"
+    "me      GET  /api/v1/auth/me       me.lua"
+    "refresh POST /api/v1/auth/refresh  refresh.lua"
+    "login   POST /api/v1/auth/login    login.lua      1,16,256"
 )
+
+# The account the authenticated endpoints use; created with `dashtam user create` before the load.
+readonly BENCH_EMAIL="loadtest@example.com"
+readonly BENCH_PASSWORD="benchmark passphrase 2026"
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(dirname "$BENCH_DIR")"
@@ -31,6 +39,11 @@ CONNECTIONS="${BENCH_CONNECTIONS:-1 16 64}"
 THREADS="${BENCH_THREADS:-2}"
 STARTUP_TIMEOUT="${BENCH_STARTUP_TIMEOUT:-30}"
 QUIET_WAIT="${BENCH_QUIET_WAIT:-0}"
+# Only these endpoint names (space-separated), when set.
+ONLY="${BENCH_ONLY:-}"
+# Extra sessions (each with a refresh token) seeded before the load, to show lookups do not slow down as
+# the tables grow.
+SEED_SESSIONS="${BENCH_SEED_SESSIONS:-0}"
 POSTGRES="${BENCH_POSTGRES:-0}"
 PG_HOST="${BENCH_PG_HOST:-127.0.0.1}"
 PG_PORT="${BENCH_PG_PORT:-5432}"
@@ -49,6 +62,7 @@ PG_DB=""
 BIN=""
 BASE_URL=""
 SERVER_LOG=""
+SERVER_ENV=()
 WRK_ARGS=()
 ROWS=()
 MEMORY=()
@@ -203,11 +217,9 @@ start_server() {
     mkdir -p "$data_dir"
     BASE_URL="http://127.0.0.1:$port"
     SERVER_LOG="$RESULTS_DIR/server-$label.log"
-    env -u DASHTAM_CONFIG -u DASHTAM_DATABASE_URL -u DASHTAM_REDIS_URL \
-        DASHTAM_BIND="127.0.0.1:$port" \
-        DASHTAM_DATA_DIR="$data_dir" \
-        DASHTAM_LOG__FILTER=warn \
-        "$@" "$BIN" >"$SERVER_LOG" 2>&1 &
+    SERVER_ENV=(DASHTAM_BIND="127.0.0.1:$port" DASHTAM_DATA_DIR="$data_dir" DASHTAM_LOG__FILTER=warn "$@")
+    env -u DASHTAM_CONFIG -u DASHTAM_DATABASE_URL -u DASHTAM_REDIS_URL "${SERVER_ENV[@]}" \
+        "$BIN" >"$SERVER_LOG" 2>&1 &
     SERVER_PID=$!
     log "started $label server (pid $SERVER_PID) on $BASE_URL"
 
@@ -262,7 +274,10 @@ background_cpu_percent() {
 wrk_args() {
     local connections="$1" method="$2" script="$3"
     local threads=$((THREADS < connections ? THREADS : connections))
-    WRK_ARGS=(--latency -t "$threads" -c "$connections")
+    # Refresh chains need strictly sequential requests per session: one thread per connection.
+    if [[ "$script" == refresh.lua ]]; then threads=$connections; fi
+    # A generous client timeout: queueing behind the bounded password hashing is latency, not an error.
+    WRK_ARGS=(--latency --timeout 10s -t "$threads" -c "$connections")
     if [[ -n "$script" ]]; then
         WRK_ARGS+=(-s "$BENCH_DIR/lua/$script")
     elif [[ "$method" != GET ]]; then
@@ -296,9 +311,71 @@ parse_wrk() {
     ' "$1"
 }
 
+# login_body: the benchmark account's login request body.
+login_body() {
+    printf '{"email":"%s","password":"%s"}' "$BENCH_EMAIL" "$BENCH_PASSWORD"
+}
+
+# prepare_accounts: creates the benchmark account and an access token for the authenticated endpoints.
+prepare_accounts() {
+    printf '%s\n' "$BENCH_PASSWORD" | env -u DASHTAM_CONFIG -u DASHTAM_DATABASE_URL -u DASHTAM_REDIS_URL \
+        "${SERVER_ENV[@]}" "$BIN" user create --email "$BENCH_EMAIL" --name Bench >/dev/null \
+        || die "could not create the benchmark account"
+    local body
+    body="$(curl -fsS --max-time 10 -H 'content-type: application/json' -d "$(login_body)" \
+        "$BASE_URL/api/v1/auth/login")" || die "the benchmark account could not log in"
+    BENCH_ACCESS_TOKEN="$(sed -E 's/.*"access_token":"([^"]+)".*/\1/' <<<"$body")"
+    export BENCH_ACCESS_TOKEN BENCH_EMAIL BENCH_PASSWORD
+    export BENCH_REFRESH_TOKENS="$TMP_DIR/refresh-tokens.txt"
+}
+
+# seed_sessions <count>: that many extra sessions of the benchmark account, each with a refresh token, written
+# straight into the database (SQLite file or PostgreSQL) so preparing 100 000 of them takes seconds.
+seed_sessions() {
+    local count="$1"
+    log "seeding $count sessions with refresh tokens"
+    if [[ -n "$PG_DB" ]]; then
+        psql -X -q -v ON_ERROR_STOP=1 -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$PG_DB" <<SQL
+INSERT INTO sessions (id, user_id, created_at, last_activity_at, expires_at)
+SELECT gen_random_uuid(), (SELECT id FROM users LIMIT 1), now(), now(), now() + interval '30 days'
+FROM generate_series(1, $count);
+INSERT INTO refresh_tokens (id, session_id, token_hash, created_at)
+SELECT gen_random_uuid(), id, sha256(id::text::bytea), now() FROM sessions
+WHERE id NOT IN (SELECT session_id FROM refresh_tokens);
+SQL
+    else
+        sqlite3 "$TMP_DIR/sqlite/dashtam.db" <<SQL
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $count)
+INSERT INTO sessions (id, user_id, created_at, last_activity_at, expires_at)
+SELECT randomblob(16), (SELECT id FROM users LIMIT 1), '2026-01-01 00:00:00.0 +00:00:00',
+       '2026-01-01 00:00:00.0 +00:00:00', '2099-01-01 00:00:00.0 +00:00:00' FROM n;
+INSERT INTO refresh_tokens (id, session_id, token_hash, created_at)
+SELECT randomblob(16), id, randomblob(32), '2026-01-01 00:00:00.0 +00:00:00' FROM sessions
+WHERE id NOT IN (SELECT session_id FROM refresh_tokens);
+SQL
+    fi
+}
+
+# fresh_refresh_tokens <count>: one new session per wrk thread, its refresh token on a line of its own.
+fresh_refresh_tokens() {
+    local count="$1" body
+    : >"$BENCH_REFRESH_TOKENS"
+    for ((i = 0; i < count; i++)); do
+        body="$(curl -fsS --max-time 10 -H 'content-type: application/json' -d "$(login_body)" \
+            "$BASE_URL/api/v1/auth/login")" || die "login for a refresh session failed"
+        sed -E 's/.*"refresh_token":"([^"]+)".*/\1/' <<<"$body" >>"$BENCH_REFRESH_TOKENS"
+    done
+}
+
 # run_wrk <seconds> <output file> <url>: one wrk run with WRK_ARGS, bounded in time.
 run_wrk() {
     local seconds="$1" output="$2" url="$3"
+    # A refresh run starts from sessions no earlier run has rotated.
+    if [[ " ${WRK_ARGS[*]} " == *"/lua/refresh.lua "* ]]; then
+        local threads
+        threads="$(awk '{ for (i = 1; i < NF; i++) if ($i == "-t") print $(i + 1) }' <<<"${WRK_ARGS[*]}")"
+        fresh_refresh_tokens "$threads"
+    fi
     if ! timeout "$((seconds + 30))" wrk "${WRK_ARGS[@]}" -d "${seconds}s" "$url" >"$output" 2>&1; then
         cat "$output" >&2
         die "wrk failed against $url"
@@ -338,15 +415,22 @@ measure_row() {
 # appending table rows to ROWS and the memory row to MEMORY.
 bench_backend() {
     local label="$1"
-    local idle_rss entry name method path script status connections max_connections=0
+    local idle_rss entry name method path script status connections max_connections
     idle_rss="$(proc_status_mib VmRSS)"
     BACKEND_BUSY=0
-    for connections in $CONNECTIONS; do
-        if ((connections > max_connections)); then max_connections=$connections; fi
-    done
 
+    prepare_accounts
+    if ((SEED_SESSIONS > 0)); then seed_sessions "$SEED_SESSIONS"; fi
     for entry in "${ENDPOINTS[@]}"; do
-        read -r name method path script <<<"$entry"
+        local endpoint_connections
+        read -r name method path script endpoint_connections <<<"$entry"
+        if [[ -n "$ONLY" && " $ONLY " != *" $name "* ]]; then continue; fi
+        endpoint_connections="${endpoint_connections//,/ }"
+        endpoint_connections="${endpoint_connections:-$CONNECTIONS}"
+        max_connections=0
+        for connections in $endpoint_connections; do
+            if ((connections > max_connections)); then max_connections=$connections; fi
+        done
         # A plain request must succeed before loading it; scripted requests are the script's business.
         if [[ -z "$script" ]]; then
             status="$(curl -sS -o /dev/null -w '%{http_code}' -X "$method" --max-time 5 "$BASE_URL$path")" \
@@ -357,7 +441,7 @@ bench_backend() {
             wrk_args "$max_connections" "$method" "$script"
             run_wrk "$WARMUP" "$TMP_DIR/warmup.txt" "$BASE_URL$path"
         fi
-        for connections in $CONNECTIONS; do
+        for connections in $endpoint_connections; do
             measure_row "$label" "$method" "$path" "$script" "$connections" \
                 "$RESULTS_DIR/raw/$label-$name-c$connections.txt"
         done

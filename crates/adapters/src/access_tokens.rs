@@ -20,7 +20,8 @@ pub const MIN_SIGNING_KEY_BYTES: usize = 32;
 /// The `typ` claim of access tokens, so no other kind of token we might sign can be used as one.
 const ACCESS_TOKEN_TYPE: &str = "access";
 
-/// Why a keyring string was refused. Never includes key material.
+/// Why a keyring string was refused. Entries are named by position, never by text: a key pasted where the id
+/// belongs must not end up in a log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyringError {
     /// No keys at all.
@@ -32,20 +33,20 @@ pub enum KeyringError {
     /// A key id with characters outside `[A-Za-z0-9._-]` or longer than 64.
     #[error("entry {0} has an invalid key id (use 1-64 characters of A-Z a-z 0-9 . _ -)")]
     InvalidKid(usize),
-    /// The key is not base64.
-    #[error("key {0:?} is not valid base64")]
-    NotBase64(String),
-    /// The key is shorter than 32 bytes.
-    #[error("key {kid:?} is {len} bytes; at least {MIN_SIGNING_KEY_BYTES} are required")]
+    /// The key of entry N (1-based) is not base64.
+    #[error("the key of entry {0} is not valid base64")]
+    NotBase64(usize),
+    /// The key of an entry is shorter than 32 bytes.
+    #[error("the key of entry {entry} is {len} bytes; at least {MIN_SIGNING_KEY_BYTES} are required")]
     TooShort {
-        /// Its id.
-        kid: String,
+        /// Its position (1-based).
+        entry: usize,
         /// Its length.
         len: usize,
     },
-    /// Two entries share an id.
-    #[error("key id {0:?} appears twice")]
-    DuplicateKid(String),
+    /// Entry N reuses the id of an earlier entry.
+    #[error("entry {0} reuses the key id of an earlier entry")]
+    DuplicateKid(usize),
 }
 
 /// One `kid:key` entry of a keyring, decoded.
@@ -78,12 +79,12 @@ pub fn parse_keyring(text: &SecretString, min_key_bytes: usize) -> Result<Vec<Ke
         let key = base64::engine::general_purpose::STANDARD
             .decode(encoded)
             .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded.trim_end_matches('=')))
-            .map_err(|_| KeyringError::NotBase64(kid.to_owned()))?;
+            .map_err(|_| KeyringError::NotBase64(position))?;
         if key.len() < min_key_bytes {
-            return Err(KeyringError::TooShort { kid: kid.to_owned(), len: key.len() });
+            return Err(KeyringError::TooShort { entry: position, len: key.len() });
         }
         if !seen.insert(kid.to_owned()) {
-            return Err(KeyringError::DuplicateKid(kid.to_owned()));
+            return Err(KeyringError::DuplicateKid(position));
         }
         entries.push(KeyringEntry { kid: kid.to_owned(), key: secrecy::SecretBox::new(Box::new(key)) });
     }
@@ -329,9 +330,9 @@ mod tests {
             ("", KeyringError::Empty),
             ("nokey", KeyringError::NotKidColonKey(1)),
             (&*format!("bad kid!:{long}"), KeyringError::InvalidKid(1)),
-            ("k1:%%%", KeyringError::NotBase64("k1".into())),
-            (&*format!("k1:{short}"), KeyringError::TooShort { kid: "k1".into(), len: 16 }),
-            (&*format!("k1:{long},k1:{long}"), KeyringError::DuplicateKid("k1".into())),
+            ("k1:%%%", KeyringError::NotBase64(1)),
+            (&*format!("k1:{short}"), KeyringError::TooShort { entry: 1, len: 16 }),
+            (&*format!("k1:{long},k1:{long}"), KeyringError::DuplicateKid(2)),
         ];
         for (text, expected) in cases {
             let error = parse_keyring(&SecretString::from(text.to_owned()), MIN_SIGNING_KEY_BYTES).expect_err(text);

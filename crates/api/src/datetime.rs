@@ -53,7 +53,12 @@ impl DateTimeError {
 /// Parses an RFC 3339 instant with an offset, reporting a missing offset apart from other mistakes.
 pub fn parse_timestamp(input: &str) -> Result<OffsetDateTime, DateTimeError> {
     match OffsetDateTime::parse(input, &Rfc3339) {
-        Ok(instant) => Ok(instant.to_offset(UtcOffset::UTC)),
+        // An offset can push an instant at the edge of year 0000 or 9999 out of the range RFC 3339 can write
+        // in UTC; such an instant could not be stored or echoed, so it is refused rather than accepted.
+        Ok(instant) => instant
+            .checked_to_offset(UtcOffset::UTC)
+            .filter(|utc| (0..=9999).contains(&utc.year()))
+            .ok_or(DateTimeError::Invalid),
         Err(_) if is_naive_datetime(input) => Err(DateTimeError::Naive),
         Err(_) => Err(DateTimeError::Invalid),
     }

@@ -123,9 +123,7 @@ fn classify(field: String, message: &str) -> FieldError {
     {
         return FieldError::new(field, code.to_owned(), text);
     }
-    if let Some(name) =
-        message.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`')).map(|(name, _)| name)
-    {
+    if let Some(name) = message.strip_prefix("unknown field `").map(unknown_field_name) {
         let field = join_path(&field, name);
         return FieldError::new(field, "unknown_field", format!("unknown field `{name}`"));
     }
@@ -138,6 +136,16 @@ fn classify(field: String, message: &str) -> FieldError {
         return FieldError::new(field, "invalid_type", message);
     }
     FieldError::new(field, "invalid", message)
+}
+
+/// The key in serde's "unknown field `KEY`, expected …" (or "…, there are no fields"). The key itself may
+/// contain backticks, so the message is cut at its fixed tail rather than at the next backtick.
+fn unknown_field_name(rest: &str) -> &str {
+    ["`, expected", "`, there are no fields"]
+        .iter()
+        .filter_map(|tail| rest.rfind(tail))
+        .max()
+        .map_or_else(|| rest.strip_suffix('`').unwrap_or(rest), |end| &rest[..end])
 }
 
 fn join_path(parent: &str, name: &str) -> String {

@@ -435,7 +435,7 @@ impl AuthService {
         for _ in 0..3 {
             let now = self.clock.now();
             let state = self.store.session_auth_state(record.session_id).await?.ok_or(AuthError::InvalidToken)?;
-            if state.session_revoked_at.is_some() || state.user_disabled_at.is_some() {
+            if state.session_revoked_at.is_some() || state.user.disabled_at.is_some() {
                 return Err(AuthError::SessionRevoked);
             }
             if now >= state.session_expires_at {
@@ -453,7 +453,7 @@ impl AuthService {
                         Some(successor) if successor.rotated_at.is_none() && within_grace => successor.id,
                         _ => {
                             return Err(self
-                                .end_session_for_reuse(state.user_id, record.session_id, client, now)
+                                .end_session_for_reuse(state.user.id, record.session_id, client, now)
                                 .await?);
                         }
                     }
@@ -470,8 +470,7 @@ impl AuthService {
             tx.insert_refresh_token(fresh_id, record.session_id, &fresh.digest, now).await?;
             tx.touch_session(record.session_id, now).await?;
             tx.commit().await?;
-            let user = self.store.user_by_id(state.user_id).await?.ok_or(AuthError::InvalidToken)?;
-            let access_token = self.issue_access(&user, record.session_id, now)?;
+            let access_token = self.issue_access(&state.user, record.session_id, now)?;
             return Ok(TokenPair {
                 access_token,
                 refresh_token: fresh.text,
@@ -508,23 +507,24 @@ impl AuthService {
 
     /// Checks an access token: signature and expiry, then that its session is live, its account enabled and
     /// its token version current — so logout, revocation and rotation take effect on the next request.
-    pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
+    /// Returns the caller and the account as stored now.
+    pub async fn authenticate(&self, access_token: &str) -> Result<(Principal, User), AuthError> {
         let now = self.clock.now();
         let grant = self.access_tokens.verify(access_token, now).map_err(|error| match error {
             AccessTokenError::Expired => AuthError::TokenExpired,
             AccessTokenError::Invalid => AuthError::InvalidToken,
         })?;
         let state = self.store.session_auth_state(grant.session_id).await?.ok_or(AuthError::SessionRevoked)?;
-        if state.user_id != grant.user_id {
+        if state.user.id != grant.user_id {
             return Err(AuthError::InvalidToken);
         }
-        if state.session_revoked_at.is_some() || state.user_disabled_at.is_some() || now >= state.session_expires_at {
+        if state.session_revoked_at.is_some() || state.user.disabled_at.is_some() || now >= state.session_expires_at {
             return Err(AuthError::SessionRevoked);
         }
-        if grant.token_version < state.token_version {
+        if grant.token_version < state.user.token_version {
             return Err(AuthError::TokenRotated);
         }
-        Ok(Principal { user_id: grant.user_id, session_id: grant.session_id, role: grant.role })
+        Ok((Principal { user_id: grant.user_id, session_id: grant.session_id, role: grant.role }, state.user))
     }
 
     /// Ends the caller's session at once.
@@ -603,11 +603,6 @@ impl AuthService {
         tx.commit().await?;
         self.outbox.mail_queued();
         Ok(())
-    }
-
-    /// The caller's account.
-    pub async fn me(&self, principal: &Principal) -> Result<User, AuthError> {
-        self.store.user_by_id(principal.user_id).await?.ok_or(AuthError::SessionRevoked)
     }
 
     /// Renames the caller.

@@ -170,23 +170,19 @@ pub struct RefreshTokenRecord {
 }
 
 /// Everything needed to decide whether an access token's session still stands, read in one query on every
-/// authenticated request.
+/// authenticated request — together with the account itself, so handlers that show it need no second query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionAuthState {
     /// The session.
     pub session_id: SessionId,
-    /// Its user.
-    pub user_id: UserId,
     /// When the session ended, if it did.
     pub session_revoked_at: Option<OffsetDateTime>,
     /// The latest the session may live.
     pub session_expires_at: OffsetDateTime,
-    /// The user's current token version.
-    pub token_version: i64,
-    /// When the account was disabled, if it was.
-    pub user_disabled_at: Option<OffsetDateTime>,
     /// The installation-wide minimum token version.
     pub global_min_token_version: i64,
+    /// The session's user, as stored now (token version, disabled state, role).
+    pub user: crate::user::User,
 }
 
 /// What a one-time token is for.

@@ -73,10 +73,12 @@ impl Email {
         if trimmed.is_empty() {
             return Err(EmailError::Empty);
         }
-        if trimmed.chars().count() > Self::MAX_LEN {
+        // Measured after lower-casing, which can lengthen text (`İ` becomes two code points), so a stored
+        // address always parses again.
+        let normalised = trimmed.to_lowercase();
+        if normalised.chars().count() > Self::MAX_LEN {
             return Err(EmailError::TooLong);
         }
-        let normalised = trimmed.to_lowercase();
         let options = email_address::Options::default().without_display_text();
         let parsed =
             email_address::EmailAddress::parse_with_options(&normalised, options).map_err(|_| EmailError::Invalid)?;
@@ -92,9 +94,10 @@ impl Email {
         &self.0
     }
 
-    /// The part before the `@`, which the password policy refuses inside a password.
+    /// The part before the `@`, which the password policy refuses inside a password. Split at the last `@`:
+    /// a domain cannot contain one, a quoted local part can.
     pub fn local_part(&self) -> &str {
-        self.0.split_once('@').map_or(self.0.as_str(), |(local, _)| local)
+        self.0.rsplit_once('@').map_or(self.0.as_str(), |(local, _)| local)
     }
 }
 

@@ -103,3 +103,17 @@ impl Database {
         }
     }
 }
+
+/// Runs `begin` to completion even if the caller stops waiting (a client that disconnects cancels its
+/// request's future). Cancelled half-way, sqlx can hand a connection back to the pool still inside the
+/// transaction it just opened, and every later `BEGIN` on it fails; run as its own task, an abandoned
+/// transaction is simply dropped, which rolls it back.
+pub(crate) async fn uncancellable<T: Send + 'static>(
+    begin: impl Future<Output = Result<T, sqlx::Error>> + Send + 'static,
+) -> Result<T, sqlx::Error> {
+    tokio::spawn(begin).await.unwrap_or_else(|join_error| {
+        Err(sqlx::Error::WorkerCrashed).inspect_err(|_| {
+            tracing::error!(error = %join_error, "beginning a transaction panicked");
+        })
+    })
+}

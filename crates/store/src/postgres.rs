@@ -34,8 +34,9 @@ impl PgStore {
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-        self.pool.begin().await
+        let pool = self.pool.clone();
+        crate::database::uncancellable(async move { pool.begin().await }).await
     }
 }
 
-impl_store_ports!(PgStore, PgTx);
+impl_store_ports!(PgStore, PgTx, |tx| PgTx { tx });

@@ -12,10 +12,10 @@ macro_rules! user_columns {
 }
 
 /// Implements [`Store`](dashtam_domain::ports::Store) and [`StoreTx`](dashtam_domain::ports::StoreTx) for
-/// one backend. The backend module supplies `$store` (with `pool`, `begin_write` and `backend`) and `$tx`
-/// (wrapping a `sqlx::Transaction`).
+/// one backend. The backend module supplies `$store` (with `pool`, `begin_write` and `BACKEND`), `$tx`
+/// (holding a `sqlx::Transaction` in `tx`) and `$wrap`, which makes a `$tx` from what `begin_write` returns.
 macro_rules! impl_store_ports {
-    ($store:ty, $tx:ident) => {
+    ($store:ty, $tx:ident, $wrap:expr) => {
         #[async_trait::async_trait]
         impl dashtam_domain::ports::Store for $store {
             fn backend(&self) -> dashtam_domain::ports::StoreBackend {
@@ -41,8 +41,9 @@ macro_rules! impl_store_ports {
             async fn begin(
                 &self,
             ) -> Result<Box<dyn dashtam_domain::ports::StoreTx>, dashtam_domain::ports::StoreError> {
-                let tx = self.begin_write().await.map_err($crate::errors::store_error)?;
-                Ok(Box::new($tx { tx }))
+                let begun = self.begin_write().await.map_err($crate::errors::store_error)?;
+                let wrap: fn(_) -> $tx = $wrap;
+                Ok(Box::new(wrap(begun)))
             }
 
             async fn user_by_id(
@@ -108,8 +109,8 @@ macro_rules! impl_store_ports {
                 id: dashtam_domain::SessionId,
             ) -> Result<Option<dashtam_domain::SessionAuthState>, dashtam_domain::ports::StoreError> {
                 let row: Option<$crate::rows::SessionAuthStateRow> = sqlx::query_as(
-                    "SELECT s.id AS session_id, s.user_id, s.revoked_at, s.expires_at, u.token_version, \
-                     u.disabled_at, c.global_min_token_version \
+                    "SELECT s.id AS session_id, s.revoked_at AS session_revoked_at, \
+                     s.expires_at AS session_expires_at, c.global_min_token_version, u.* \
                      FROM sessions s JOIN users u ON u.id = s.user_id CROSS JOIN security_config c \
                      WHERE s.id = $1 AND c.id = 1",
                 )
@@ -117,7 +118,7 @@ macro_rules! impl_store_ports {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err($crate::errors::store_error)?;
-                Ok(row.map(Into::into))
+                row.map(dashtam_domain::SessionAuthState::try_from).transpose()
             }
 
             async fn refresh_token_by_id(

@@ -168,25 +168,24 @@ impl TryFrom<OneTimeTokenRow> for OneTimeToken {
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct SessionAuthStateRow {
     session_id: Uuid,
-    user_id: Uuid,
-    revoked_at: Option<OffsetDateTime>,
-    expires_at: OffsetDateTime,
-    token_version: i64,
-    disabled_at: Option<OffsetDateTime>,
+    session_revoked_at: Option<OffsetDateTime>,
+    session_expires_at: OffsetDateTime,
     global_min_token_version: i64,
+    #[sqlx(flatten)]
+    user: UserRow,
 }
 
-impl From<SessionAuthStateRow> for SessionAuthState {
-    fn from(row: SessionAuthStateRow) -> Self {
-        SessionAuthState {
+impl TryFrom<SessionAuthStateRow> for SessionAuthState {
+    type Error = StoreError;
+
+    fn try_from(row: SessionAuthStateRow) -> Result<Self, Self::Error> {
+        Ok(SessionAuthState {
             session_id: SessionId::from_uuid(row.session_id),
-            user_id: UserId::from_uuid(row.user_id),
-            session_revoked_at: row.revoked_at,
-            session_expires_at: row.expires_at,
-            token_version: row.token_version,
-            user_disabled_at: row.disabled_at,
+            session_revoked_at: row.session_revoked_at,
+            session_expires_at: row.session_expires_at,
             global_min_token_version: row.global_min_token_version,
-        }
+            user: User::try_from(row.user)?,
+        })
     }
 }
 

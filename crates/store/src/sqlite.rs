@@ -1,11 +1,13 @@
 //! The embedded backend: one SQLite file in WAL mode.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dashtam_domain::ports::StoreBackend;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::database::{ConnectError, PoolOptions};
 use crate::queries::impl_store_ports;
@@ -16,10 +18,15 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub(crate) struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    /// SQLite allows one writer at a time. Writers queue here, in FIFO order and without sleeping, instead of
+    /// colliding on the file lock, where SQLite's busy handler backs off in sleeps of up to 100 ms.
+    writer: Arc<Semaphore>,
 }
 
 pub(crate) struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
+    /// Held until the transaction commits or is dropped.
+    _writer: OwnedSemaphorePermit,
 }
 
 impl SqliteStore {
@@ -47,14 +54,17 @@ impl SqliteStore {
             .connect_with(connect_options)
             .await
             .map_err(ConnectError::Unreachable)?;
-        Ok(Self { pool })
+        Ok(Self { pool, writer: Arc::new(Semaphore::new(1)) })
     }
 
     /// Writers take the lock up front: a deferred transaction that reads and then writes can fail with
     /// SQLITE_BUSY mid-way, which `busy_timeout` cannot retry.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+    async fn begin_write(&self) -> Result<(Transaction<'static, Sqlite>, OwnedSemaphorePermit), sqlx::Error> {
+        let writer = Arc::clone(&self.writer).acquire_owned().await.map_err(|_| sqlx::Error::PoolClosed)?;
+        let pool = self.pool.clone();
+        let tx = crate::database::uncancellable(async move { pool.begin_with("BEGIN IMMEDIATE").await }).await?;
+        Ok((tx, writer))
     }
 }
 
-impl_store_ports!(SqliteStore, SqliteTx);
+impl_store_ports!(SqliteStore, SqliteTx, |(tx, writer)| SqliteTx { tx, _writer: writer });

@@ -495,3 +495,27 @@ async fn bcrypt_hashes_from_the_original_system_log_in_and_are_upgraded() {
     assert!(stored.password_hash.starts_with("$argon2id$"), "re-hashed on login: {}", stored.password_hash);
     assert_eq!(login(&app, "legacy@example.com", PASSWORD).await.0, StatusCode::OK, "the new hash verifies");
 }
+
+#[tokio::test]
+async fn clients_that_hang_up_mid_request_never_poison_the_connection_pool() {
+    // A client that disconnects cancels its request. Cancelled while a transaction was being opened, a
+    // connection could go back to the pool still inside that transaction, and every later write on it
+    // failed with a 500. Hang up at many different moments, then check that every write still works.
+    let app = spawn().await;
+    verified_user(&app, "hangup@example.com").await;
+    let impatient = reqwest::Client::new();
+    let hang_ups = (0..60_u64).map(|n| {
+        let request = impatient
+            .post(app.url("/api/v1/auth/login"))
+            .timeout(Duration::from_millis(1 + n % 30))
+            .json(&json!({"email": "hangup@example.com", "password": PASSWORD}))
+            .send();
+        async move { drop(request.await) }
+    });
+    futures::future::join_all(hang_ups).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for attempt in 0..20 {
+        let (status, body) = login(&app, "hangup@example.com", PASSWORD).await;
+        assert_eq!(status, StatusCode::OK, "attempt {attempt}: {body}");
+    }
+}

@@ -591,17 +591,17 @@ async fn session_auth_state_joins_session_user_and_global_version() {
     on_every_backend(|store, _| async move {
         let (user, session_id) = user_with_session(&store, "state@example.com").await;
         let state = store.session_auth_state(session_id).await.expect("read").expect("state");
-        assert_eq!((state.session_id, state.user_id), (session_id, user.id));
-        assert_eq!((state.session_revoked_at, state.user_disabled_at), (None, None));
+        assert_eq!((state.session_id, &state.user), (session_id, &user));
+        assert_eq!(state.session_revoked_at, None);
         assert_eq!(state.session_expires_at, LOGIN_AT + Duration::days(30));
-        assert_eq!((state.token_version, state.global_min_token_version), (1, 1));
+        assert_eq!((state.user.token_version, state.global_min_token_version), (1, 1));
 
         let mut tx = store.begin().await.expect("begin");
         tx.end_session(session_id, SessionEndReason::Logout, LOGIN_AT).await.expect("end");
         tx.disable_user(user.id, LOGIN_AT).await.expect("disable");
         tx.commit().await.expect("commit");
         let state = store.session_auth_state(session_id).await.expect("read").expect("state");
-        assert_eq!((state.session_revoked_at, state.user_disabled_at), (Some(LOGIN_AT), Some(LOGIN_AT)));
+        assert_eq!((state.session_revoked_at, state.user.disabled_at), (Some(LOGIN_AT), Some(LOGIN_AT)));
         assert!(store.session_auth_state(SessionId::generate()).await.expect("read").is_none());
     })
     .await;

@@ -4,15 +4,21 @@
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
+use dashtam_domain::User;
 use dashtam_domain::auth::Principal;
 
 use super::errors::{TokenUse, auth_problem, unauthorized};
 use crate::problem::Problem;
 use crate::state::AppState;
 
-/// The authenticated caller.
-#[derive(Debug, Clone, Copy)]
-pub struct AuthUser(pub Principal);
+/// The authenticated caller, and their account as read while checking the token.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    /// Who is calling, through which session.
+    pub principal: Principal,
+    /// The account.
+    pub user: User,
+}
 
 impl<S> FromRequestParts<S> for AuthUser
 where
@@ -26,12 +32,12 @@ where
         let token = bearer_token(parts).ok_or_else(|| {
             unauthorized("not_authenticated", "Not authenticated", "Send an access token as Authorization: Bearer.")
         })?;
-        let principal = state
+        let (principal, user) = state
             .auth
             .authenticate(token)
             .await
             .map_err(|error| auth_problem(error, TokenUse::Credential, "password"))?;
-        Ok(Self(principal))
+        Ok(Self { principal, user })
     }
 }
 

@@ -180,7 +180,7 @@ pub(crate) async fn refresh(
     ))]
 pub(crate) async fn logout(
     State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
+    AuthUser { principal, .. }: AuthUser,
     ValidJson(_body): ValidJson<LogoutRequest>,
 ) -> Result<Json<MessageResponse>, Problem> {
     state.auth.logout(&principal).await.map_err(credential_problem)?;
@@ -227,12 +227,9 @@ pub(crate) async fn reset_password(
         (status = 200, body = UserResponse),
         (status = 401, body = ProblemDocument, content_type = "application/problem+json"),
     ))]
-pub(crate) async fn me(
-    State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
-) -> Result<Json<UserResponse>, Problem> {
-    let user = state.auth.me(&principal).await.map_err(credential_problem)?;
-    Ok(Json(UserResponse::from(&user)))
+pub(crate) async fn me(AuthUser { user, .. }: AuthUser) -> Json<UserResponse> {
+    // The account was read with the session check; no second query.
+    Json(UserResponse::from(&user))
 }
 
 /// Change the caller's name.
@@ -244,7 +241,7 @@ pub(crate) async fn me(
     ))]
 pub(crate) async fn update_me(
     State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
+    AuthUser { principal, .. }: AuthUser,
     ValidJson(body): ValidJson<UpdateMeRequest>,
 ) -> Result<Json<UserResponse>, Problem> {
     let name = UserName::parse(&body.name).map_err(|_| Problem::validation(Vec::new()))?;
@@ -263,7 +260,7 @@ pub(crate) async fn update_me(
     ))]
 pub(crate) async fn change_password(
     State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
+    AuthUser { principal, .. }: AuthUser,
     ValidJson(body): ValidJson<ChangePasswordRequest>,
 ) -> Result<Json<MessageResponse>, Problem> {
     state

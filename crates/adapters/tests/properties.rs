@@ -1,0 +1,434 @@
+//! Property tests for the adapters' parsers of outside input: presented opaque tokens (refresh and one-time),
+//! presented access tokens (JWTs), and the key material read from configuration (keyrings and the
+//! token-hash key).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::{GeneralPurpose, GeneralPurposeConfig};
+use dashtam_adapters::access_tokens::{AccessTokens, KeyringEntry, KeyringError, MIN_SIGNING_KEY_BYTES, parse_keyring};
+use dashtam_adapters::opaque_tokens::{
+    MIN_HASH_KEY_BYTES, OpaqueTokens, TOKEN_TEXT_LEN, TokenHashKeyError, generate_secret_base64,
+};
+use dashtam_domain::tokens::{AccessTokenCodec, AccessTokenError, MalformedToken, OpaqueTokenIssuer};
+use dashtam_domain::{Role, SessionId, UserId};
+use proptest::prelude::*;
+use secrecy::{ExposeSecret, SecretString};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Default case count, and no regression files written next to the sources.
+fn config() -> ProptestConfig {
+    ProptestConfig { failure_persistence: None, ..ProptestConfig::default() }
+}
+
+const BASE64URL: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// URL-safe base64 that accepts non-zero trailing bits, to tell which edits leave the decoded bytes unchanged.
+const LENIENT_URL_SAFE: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
+fn opaque_tokens() -> OpaqueTokens {
+    OpaqueTokens::from_base64(&generate_secret_base64(32).expect("randomness")).expect("a generated key is valid")
+}
+
+fn is_well_formed_token(text: &str) -> bool {
+    text.len() == TOKEN_TEXT_LEN && text.bytes().all(|byte| BASE64URL.as_bytes().contains(&byte))
+}
+
+/// Presented refresh or one-time tokens: well-formed ones, near misses (length, alphabet, padding,
+/// multi-byte characters) and arbitrary strings.
+fn presented_token() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[A-Za-z0-9_-]{43}",
+        "[A-Za-z0-9_-]{40,46}",
+        "[A-Za-z0-9_+/=-]{43}",
+        "[A-Za-z0-9_-]{41}[é.~ ]",
+        "[A-Za-z0-9_-]{20}[\\x00\\n\\t\"'%]{1,3}[A-Za-z0-9_-]{20}",
+        any::<String>(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Any presented text: never a panic, `Ok` exactly for 43 characters of base64url, and the same text
+    /// always gives the same digest.
+    #[test]
+    fn opaque_digest_accepts_exactly_43_base64url_characters(presented in presented_token()) {
+        let tokens = opaque_tokens();
+        let result = tokens.digest(&presented);
+        if is_well_formed_token(&presented) {
+            let digest = result.expect("well-formed tokens are digested");
+            prop_assert_eq!(tokens.digest(&presented), Ok(digest), "digest is not deterministic");
+        } else {
+            prop_assert_eq!(result, Err(MalformedToken));
+        }
+    }
+
+    /// Two different well-formed texts never share a digest, and a digest depends on the server's key.
+    #[test]
+    fn opaque_digests_separate_texts_and_keys(first in "[A-Za-z0-9_-]{43}", second in "[A-Za-z0-9_-]{43}") {
+        let tokens = opaque_tokens();
+        let digest = tokens.digest(&first).expect("well-formed");
+        prop_assert_eq!(tokens.digest(&second).expect("well-formed") == digest, first == second);
+        prop_assert_ne!(opaque_tokens().digest(&first).expect("well-formed"), digest);
+    }
+
+    /// Issued tokens are well formed, are digested back to their stored digest, and are pairwise distinct.
+    #[test]
+    fn issued_opaque_tokens_round_trip_and_are_distinct(count in 2_usize..24) {
+        let tokens = opaque_tokens();
+        let mut texts = HashSet::new();
+        let mut digests = HashSet::new();
+        for _ in 0..count {
+            let issued = tokens.issue().expect("randomness");
+            let text = issued.text.expose_secret();
+            prop_assert!(is_well_formed_token(text), "{text:?}");
+            prop_assert_eq!(URL_SAFE_NO_PAD.decode(text).map(|bytes| bytes.len()), Ok(32));
+            prop_assert_eq!(tokens.digest(text), Ok(issued.digest));
+            prop_assert!(texts.insert(text.to_owned()), "repeated token");
+            prop_assert!(digests.insert(issued.digest.0), "repeated digest");
+        }
+    }
+
+    /// `generate_secret_base64(n)` is standard base64 of `n` bytes, usable as a token-hash key when n ≥ 32.
+    #[test]
+    fn generated_secrets_decode_to_their_length(bytes in 0_usize..96) {
+        let secret = generate_secret_base64(bytes).expect("randomness");
+        prop_assert_eq!(STANDARD.decode(secret.expose_secret()).map(|decoded| decoded.len()), Ok(bytes));
+        match OpaqueTokens::from_base64(&secret) {
+            Ok(_) => prop_assert!(bytes >= MIN_HASH_KEY_BYTES),
+            Err(error) => prop_assert_eq!(error, TokenHashKeyError::TooShort(bytes)),
+        }
+    }
+
+    /// The token-hash key from configuration: arbitrary text never panics; standard or URL-safe base64 of
+    /// any bytes is accepted exactly when it is at least 32 bytes long; errors never echo the key.
+    #[test]
+    fn token_hash_keys_are_classified_without_echoing_them(
+        key in prop::collection::vec(any::<u8>(), 0..64),
+        url_safe in any::<bool>(),
+        garbage in prop_oneof![any::<String>(), "[A-Za-z0-9+/=_ -]{0,80}"],
+    ) {
+        let encoded = if url_safe { URL_SAFE_NO_PAD.encode(&key) } else { STANDARD.encode(&key) };
+        match OpaqueTokens::from_base64(&SecretString::from(format!(" {encoded}\n"))) {
+            Ok(_) => prop_assert!(key.len() >= MIN_HASH_KEY_BYTES),
+            Err(error) => prop_assert_eq!(error, TokenHashKeyError::TooShort(key.len())),
+        }
+        if let Err(error) = OpaqueTokens::from_base64(&SecretString::from(garbage.clone())) {
+            let message = error.to_string();
+            // The messages are fixed sentences plus a length; only a short key could appear in one by chance.
+            prop_assert!(garbage.trim().chars().count() < 12 || !message.contains(garbage.trim()), "{message}");
+            if let TokenHashKeyError::TooShort(len) = error {
+                prop_assert!(len < MIN_HASH_KEY_BYTES);
+            }
+        }
+    }
+}
+
+// ---- Keyrings ---------------------------------------------------------------------------------------------
+
+/// A valid key id: 1–64 characters of `[A-Za-z0-9._-]`.
+fn kid() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9._-]{1,64}"
+}
+
+fn encode_key(key: &[u8], style: u8) -> String {
+    match style % 3 {
+        0 => STANDARD.encode(key),
+        1 => URL_SAFE_NO_PAD.encode(key),
+        _ => base64::engine::general_purpose::URL_SAFE.encode(key),
+    }
+}
+
+/// Key material after a valid kid that is either good base64 of ≥16 random bytes, or long garbage: long
+/// enough that it cannot appear in an error message by coincidence.
+fn key_material() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (prop::collection::vec(any::<u8>(), 16..48), any::<u8>()).prop_map(|(key, style)| encode_key(&key, style)),
+        "[A-Za-z0-9+/=%!*_ -]{24,60}",
+        "[^,]{24,60}",
+    ]
+}
+
+fn exposed_key(entry: &KeyringEntry) -> Vec<u8> {
+    entry.key.expose_secret().clone()
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Arbitrary keyring text never panics, and the outcome is consistent: `Ok` has at least one entry with
+    /// distinct valid kids and long-enough keys; a `TooShort` reports a length below the minimum.
+    #[test]
+    fn parse_keyring_never_panics_and_is_consistent(
+        text in prop_oneof![any::<String>(), "[a-z0-9:,= ]{0,40}", "([a-z]{1,3}:[A-Za-z0-9+/=]{0,50},?){0,3}"],
+        min in 0_usize..40,
+    ) {
+        match parse_keyring(&SecretString::from(text.clone()), min) {
+            Ok(entries) => {
+                prop_assert!(!entries.is_empty());
+                let kids: HashSet<&str> = entries.iter().map(|entry| entry.kid.as_str()).collect();
+                prop_assert_eq!(kids.len(), entries.len(), "duplicate kids accepted");
+                for entry in &entries {
+                    let prefix = format!("{}:", entry.kid);
+                    prop_assert!(text.contains(&prefix), "kid {:?} is not in the text", entry.kid);
+                    prop_assert!(exposed_key(entry).len() >= min);
+                }
+            }
+            Err(KeyringError::Empty) => prop_assert!(text.split(',').all(|entry| entry.trim().is_empty())),
+            Err(KeyringError::TooShort { len, .. }) => prop_assert!(len < min),
+            Err(KeyringError::NotKidColonKey(position) | KeyringError::InvalidKid(position)) => {
+                prop_assert!(position >= 1);
+            }
+            Err(KeyringError::NotBase64(_) | KeyringError::DuplicateKid(_)) => {}
+        }
+    }
+
+    /// Well-formed keyrings (any spacing, empty entries, any of the three base64 spellings) round-trip: the
+    /// kids in order, and the exact key bytes.
+    #[test]
+    fn well_formed_keyrings_round_trip(
+        keys in prop::collection::vec((kid(), prop::collection::vec(any::<u8>(), 32..80), any::<u8>()), 1..5),
+        separators in prop::collection::vec(prop_oneof![Just(","), Just(" , "), Just(",,"), Just(",\n\t")], 4),
+    ) {
+        let mut seen = HashSet::new();
+        let keys: Vec<_> = keys.into_iter().filter(|(kid, _, _)| seen.insert(kid.clone())).collect();
+        let mut text = String::from(" ");
+        for (index, (kid, key, style)) in keys.iter().enumerate() {
+            if index > 0 {
+                text.push_str(separators[index % separators.len()]);
+            }
+            text.push_str(&format!("{kid}:{}", encode_key(key, *style)));
+        }
+        text.push_str(", ");
+        let entries = parse_keyring(&SecretString::from(text), MIN_SIGNING_KEY_BYTES).expect("a valid keyring");
+        prop_assert_eq!(entries.len(), keys.len());
+        for (entry, (kid, key, _)) in entries.iter().zip(&keys) {
+            prop_assert_eq!(&entry.kid, kid);
+            prop_assert_eq!(&exposed_key(entry), key);
+            let debug = format!("{entry:?}");
+            prop_assert!(!debug.contains(&encode_key(key, 0)), "{debug}");
+        }
+    }
+
+    /// Whatever is wrong with a keyring, the message names the entry or its kid, never the key material
+    /// that follows the kid.
+    #[test]
+    fn keyring_errors_never_echo_key_material(
+        good in prop::collection::vec((kid(), prop::collection::vec(any::<u8>(), 32..48)), 0..3),
+        kid in kid(),
+        material in key_material(),
+        duplicate in any::<bool>(),
+    ) {
+        prop_assume!(material.trim().chars().count() >= 16 && !kid.contains(material.trim()));
+        let mut entries: Vec<String> =
+            good.iter().map(|(kid, key)| format!("{kid}:{}", STANDARD.encode(key))).collect();
+        entries.push(format!("{kid}:{material}"));
+        if duplicate {
+            entries.push(format!("{kid}:{material}"));
+        }
+        let text = entries.join(",");
+        if let Err(error) = parse_keyring(&SecretString::from(text), MIN_SIGNING_KEY_BYTES) {
+            let message = error.to_string();
+            prop_assert!(!message.contains(material.trim()), "{message}");
+            for (_, key) in &good {
+                prop_assert!(!message.contains(&STANDARD.encode(key)), "{message}");
+            }
+        }
+    }
+
+    /// See `keyring_errors_echo_a_key_in_the_kid_position_minimal`.
+    #[test]
+    fn keyring_errors_never_echo_a_misplaced_key(
+        // Base64 text of 32–48 bytes that also passes as a key id: exactly what a swapped entry looks like.
+        encoded in "[A-Za-z0-9]{43,64}",
+        after in prop_oneof![Just(String::new()), kid()],
+    ) {
+        if let Err(error) = parse_keyring(&SecretString::from(format!("{encoded}:{after}")), MIN_SIGNING_KEY_BYTES) {
+            let message = error.to_string();
+            prop_assert!(!message.contains(&encoded), "{message}");
+        }
+    }
+}
+
+/// Minimal reproducer: a 32-byte key written without a kid but followed by a colon (or swapped with its
+/// kid) is printed in full by the error's `Display`, which goes to the start-up log.
+#[test]
+fn keyring_errors_echo_a_key_in_the_kid_position_minimal() {
+    let key = URL_SAFE_NO_PAD.encode([0_u8; 32]); // "AAAA…A", 43 characters
+    for text in [format!("{key}:"), format!("{key}:k1")] {
+        let error = parse_keyring(&SecretString::from(text.clone()), MIN_SIGNING_KEY_BYTES).expect_err(&text);
+        assert!(!error.to_string().contains(&key), "{text:?} → {error}");
+    }
+}
+
+// ---- Access tokens ----------------------------------------------------------------------------------------
+
+const ISSUER: &str = "https://dashtam.example";
+const AUDIENCE: &str = "dashtam";
+
+fn keyring(kids: &[&str]) -> Vec<KeyringEntry> {
+    let text = kids
+        .iter()
+        .map(|kid| format!("{kid}:{}", generate_secret_base64(32).expect("randomness").expose_secret()))
+        .collect::<Vec<_>>()
+        .join(",");
+    parse_keyring(&SecretString::from(text), MIN_SIGNING_KEY_BYTES).expect("a valid keyring")
+}
+
+fn access_tokens(entries: &[KeyringEntry], lifetime: Duration) -> AccessTokens {
+    AccessTokens::new(entries, ISSUER.into(), AUDIENCE.into(), lifetime).expect("keys")
+}
+
+/// 1970-01-01 to 2200-01-01, whole seconds.
+fn instant() -> impl Strategy<Value = OffsetDateTime> {
+    (0_i64..7_258_118_400).prop_map(|seconds| OffsetDateTime::from_unix_timestamp(seconds).expect("in range"))
+}
+
+fn role() -> impl Strategy<Value = Role> {
+    prop_oneof![Just(Role::User), Just(Role::Admin)]
+}
+
+/// Presented bearer tokens that are not ours: arbitrary text, JWT-shaped base64url, and JWT-shaped text
+/// whose header names our kid with assorted algorithms.
+fn garbage_token() -> impl Strategy<Value = String> {
+    let header = prop_oneof![
+        Just(r#"{"alg":"HS256","kid":"k1"}"#.to_owned()),
+        Just(r#"{"alg":"none","kid":"k1"}"#.to_owned()),
+        Just(r#"{"alg":"HS512","kid":"k1","typ":"JWT"}"#.to_owned()),
+        Just(r#"{"alg":"HS256"}"#.to_owned()),
+        "\\{\"alg\":\"[A-Za-z0-9]{0,6}\",\"kid\":\"[a-z0-9]{0,3}\"\\}",
+    ];
+    let payload = prop_oneof![
+        Just("{}".to_owned()),
+        Just(r#"{"sub":"00000000-0000-0000-0000-000000000000","exp":99999999999}"#.to_owned()),
+        ".{0,40}",
+    ];
+    prop_oneof![
+        any::<String>(),
+        "[A-Za-z0-9_-]{0,60}(\\.[A-Za-z0-9_-]{0,60}){0,3}",
+        "[A-Za-z0-9_=+/.-]{0,120}",
+        (header, payload, "[A-Za-z0-9_-]{0,50}").prop_map(|(header, payload, signature)| {
+            format!("{}.{}.{signature}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(payload))
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Arbitrary presented tokens never panic and are `Invalid` (never `Expired`, never accepted).
+    #[test]
+    fn verify_refuses_garbage_as_invalid(token in garbage_token(), now in instant()) {
+        let tokens = access_tokens(&keyring(&["k1"]), Duration::from_secs(900));
+        prop_assert_eq!(tokens.verify(&token, now), Err(AccessTokenError::Invalid));
+    }
+
+    /// Issuing then verifying gives back exactly what was issued, until the token expires.
+    #[test]
+    fn issue_then_verify_round_trips(
+        user in any::<u128>(),
+        session in any::<u128>(),
+        version in any::<i64>(),
+        role in role(),
+        now in instant(),
+        lifetime in 1_u64..=31_536_000,
+        later in 0_u64..2_000_000,
+    ) {
+        let tokens = access_tokens(&keyring(&["k1", "k0"]), Duration::from_secs(lifetime));
+        let user_id = UserId::from_uuid(Uuid::from_u128(user));
+        let session_id = SessionId::from_uuid(Uuid::from_u128(session));
+        let token = tokens.issue(user_id, session_id, version, role, now).expect("issue");
+        let grant = tokens.verify(&token, now).expect("a fresh token verifies");
+        prop_assert_eq!(
+            (grant.user_id, grant.session_id, grant.token_version, grant.role),
+            (user_id, session_id, version, role)
+        );
+        let lifetime = time::Duration::seconds(i64::try_from(lifetime).expect("small"));
+        prop_assert_eq!((grant.issued_at, grant.expires_at), (now, now + lifetime));
+        let then = now + time::Duration::seconds(i64::try_from(later).expect("small"));
+        if then < grant.expires_at {
+            prop_assert_eq!(tokens.verify(&token, then), Ok(grant));
+        } else {
+            prop_assert_eq!(tokens.verify(&token, then), Err(AccessTokenError::Expired));
+        }
+    }
+
+    /// Changing any one character of a valid token (header, payload or signature) makes it `Invalid`
+    /// whenever the change alters the decoded bytes or breaks the encoding. A change hidden in a segment's
+    /// unused trailing bits must still never panic, be `Expired`, or grant anything else.
+    #[test]
+    fn any_single_character_change_is_invalid(
+        segment in 0_usize..3,
+        position in any::<prop::sample::Index>(),
+        replacement in prop_oneof![
+            4 => prop::sample::select(BASE64URL.chars().collect::<Vec<_>>()),
+            1 => prop::sample::select(vec!['.', '=', '+', '/', ' ', '%', 'é', '\0']),
+        ],
+        role in role(),
+        now in instant(),
+    ) {
+        let tokens = access_tokens(&keyring(&["k1"]), Duration::from_secs(900));
+        let token = tokens.issue(UserId::generate(), SessionId::generate(), 7, role, now).expect("issue");
+        let original = tokens.verify(&token, now).expect("verifies");
+        let segments: Vec<&str> = token.split('.').collect();
+        prop_assert_eq!(segments.len(), 3);
+        let chars: Vec<char> = segments[segment].chars().collect();
+        let index = position.index(chars.len());
+        prop_assume!(chars[index] != replacement);
+        let mut changed = chars.clone();
+        changed[index] = replacement;
+        let changed: String = changed.into_iter().collect();
+        let mut tampered = segments.iter().map(|part| (*part).to_owned()).collect::<Vec<_>>();
+        tampered[segment] = changed.clone();
+        let tampered = tampered.join(".");
+
+        let same_bytes = matches!(
+            (LENIENT_URL_SAFE.decode(segments[segment]), LENIENT_URL_SAFE.decode(&changed)),
+            (Ok(before), Ok(after)) if before == after
+        );
+        let result = tokens.verify(&tampered, now);
+        if same_bytes {
+            prop_assert!(result == Err(AccessTokenError::Invalid) || result == Ok(original), "{result:?}");
+        } else {
+            prop_assert_eq!(result, Err(AccessTokenError::Invalid), "{}", tampered);
+        }
+    }
+
+    /// Tokens signed under another key with the same kid, for another audience or issuer, or spliced from
+    /// two valid tokens, are `Invalid`.
+    #[test]
+    fn foreign_and_spliced_tokens_are_invalid(role in role(), now in instant(), which in 0_usize..4) {
+        let entries = keyring(&["k1"]);
+        let tokens = access_tokens(&entries, Duration::from_secs(900));
+        let issue = |codec: &AccessTokens| {
+            codec.issue(UserId::generate(), SessionId::generate(), 1, role, now).expect("issue")
+        };
+        let other_key = access_tokens(&keyring(&["k1"]), Duration::from_secs(900));
+        let lifetime = Duration::from_secs(900);
+        let other_audience = AccessTokens::new(&entries, ISSUER.into(), "other".into(), lifetime).expect("keys");
+        let other_issuer =
+            AccessTokens::new(&entries, "https://evil.example".into(), AUDIENCE.into(), lifetime).expect("keys");
+        let token = match which {
+            0 => issue(&other_key),
+            1 => issue(&other_audience),
+            2 => issue(&other_issuer),
+            _ => {
+                let (first, second) = (issue(&tokens), issue(&tokens));
+                let first: Vec<&str> = first.split('.').collect();
+                let second: Vec<&str> = second.split('.').collect();
+                format!("{}.{}.{}", first[0], second[1], first[2])
+            }
+        };
+        prop_assert_eq!(tokens.verify(&token, now), Err(AccessTokenError::Invalid));
+    }
+}
