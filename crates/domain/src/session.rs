@@ -179,6 +179,8 @@ pub struct SessionAuthState {
     pub session_revoked_at: Option<OffsetDateTime>,
     /// The latest the session may live.
     pub session_expires_at: OffsetDateTime,
+    /// When the session was last used (recorded at most once a minute).
+    pub session_last_activity_at: OffsetDateTime,
     /// The installation-wide minimum token version.
     pub global_min_token_version: i64,
     /// The session's user, as stored now (token version, disabled state, role).

@@ -110,7 +110,8 @@ macro_rules! impl_store_ports {
             ) -> Result<Option<dashtam_domain::SessionAuthState>, dashtam_domain::ports::StoreError> {
                 let row: Option<$crate::rows::SessionAuthStateRow> = sqlx::query_as(
                     "SELECT s.id AS session_id, s.revoked_at AS session_revoked_at, \
-                     s.expires_at AS session_expires_at, c.global_min_token_version, u.* \
+                     s.expires_at AS session_expires_at, s.last_activity_at AS session_last_activity_at, \
+                     c.global_min_token_version, u.* \
                      FROM sessions s JOIN users u ON u.id = s.user_id CROSS JOIN security_config c \
                      WHERE s.id = $1 AND c.id = 1",
                 )

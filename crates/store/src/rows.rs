@@ -170,6 +170,7 @@ pub(crate) struct SessionAuthStateRow {
     session_id: Uuid,
     session_revoked_at: Option<OffsetDateTime>,
     session_expires_at: OffsetDateTime,
+    session_last_activity_at: OffsetDateTime,
     global_min_token_version: i64,
     #[sqlx(flatten)]
     user: UserRow,
@@ -183,6 +184,7 @@ impl TryFrom<SessionAuthStateRow> for SessionAuthState {
             session_id: SessionId::from_uuid(row.session_id),
             session_revoked_at: row.session_revoked_at,
             session_expires_at: row.session_expires_at,
+            session_last_activity_at: row.session_last_activity_at,
             global_min_token_version: row.global_min_token_version,
             user: User::try_from(row.user)?,
         })

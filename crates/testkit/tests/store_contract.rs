@@ -594,6 +594,7 @@ async fn session_auth_state_joins_session_user_and_global_version() {
         assert_eq!((state.session_id, &state.user), (session_id, &user));
         assert_eq!(state.session_revoked_at, None);
         assert_eq!(state.session_expires_at, LOGIN_AT + Duration::days(30));
+        assert_eq!(state.session_last_activity_at, LOGIN_AT);
         assert_eq!((state.user.token_version, state.global_min_token_version), (1, 1));
 
         let mut tx = store.begin().await.expect("begin");
