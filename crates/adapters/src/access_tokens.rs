@@ -119,6 +119,8 @@ pub struct AccessTokens {
     active_kid: String,
     active_key: EncodingKey,
     verification_keys: Vec<(String, DecodingKey)>,
+    /// Built once: every authenticated request verifies a token.
+    validation: Validation,
     issuer: String,
     audience: String,
     lifetime: Duration,
@@ -143,6 +145,12 @@ impl AccessTokens {
         lifetime: Duration,
     ) -> Result<Self, KeyringError> {
         let active = keyring.first().ok_or(KeyringError::Empty)?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[&issuer]);
+        validation.set_audience(&[&audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        // Expiry is checked in `verify` against the injected clock, so tests can move time without sleeping.
+        validation.validate_exp = false;
         Ok(Self {
             active_kid: active.kid.clone(),
             active_key: EncodingKey::from_secret(active.key.expose_secret()),
@@ -150,6 +158,7 @@ impl AccessTokens {
                 .iter()
                 .map(|entry| (entry.kid.clone(), DecodingKey::from_secret(entry.key.expose_secret())))
                 .collect(),
+            validation,
             issuer,
             audience,
             lifetime,
@@ -200,13 +209,7 @@ impl AccessTokenCodec for AccessTokens {
             .find(|(candidate, _)| *candidate == kid)
             .map(|(_, key)| key)
             .ok_or(AccessTokenError::Invalid)?;
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
-        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        // Expiry is checked below against the injected clock, so tests can move time without sleeping.
-        validation.validate_exp = false;
-        let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
             .map_err(|_| AccessTokenError::Invalid)?
             .claims;
         if claims.typ != ACCESS_TOKEN_TYPE {

@@ -149,9 +149,11 @@ fn unknown_field_name(rest: &str) -> &str {
 }
 
 fn join_path(parent: &str, name: &str) -> String {
-    // serde_path_to_error already includes an unknown key in the path on some inputs; do not repeat it.
-    if parent.is_empty() || parent == name || parent.ends_with(&format!(".{name}")) {
-        if parent.is_empty() { name.to_owned() } else { parent.to_owned() }
+    if parent.is_empty() {
+        name.to_owned()
+    } else if parent == name || parent.ends_with(&format!(".{name}")) {
+        // serde_path_to_error already put the unknown key in the path on some inputs; do not repeat it.
+        parent.to_owned()
     } else {
         format!("{parent}.{name}")
     }

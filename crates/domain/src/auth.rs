@@ -206,11 +206,6 @@ impl AuthService {
         }
     }
 
-    /// The settings in force.
-    pub fn settings(&self) -> &AuthSettings {
-        &self.settings
-    }
-
     fn check_policy(&self, password: &Password, email: &Email) -> Result<(), AuthError> {
         self.settings.password_policy.check(password, Some(email)).map_err(AuthError::WeakPassword)
     }

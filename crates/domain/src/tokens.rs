@@ -44,7 +44,8 @@ pub trait AccessTokenCodec: Send + Sync + Debug {
     /// How long new tokens live.
     fn lifetime(&self) -> Duration;
 
-    /// A token for `grant`, issued at `now` and valid for [`AccessTokenCodec::lifetime`].
+    /// A token for this user and session, carrying the user's current token version and role, issued at
+    /// `now` and valid for [`AccessTokenCodec::lifetime`].
     fn issue(
         &self,
         user_id: UserId,

@@ -126,9 +126,11 @@ macro_rules! impl_store_ports {
                 &self,
                 id: uuid::Uuid,
             ) -> Result<Option<dashtam_domain::RefreshTokenRecord>, dashtam_domain::ports::StoreError> {
-                let row: Option<$crate::rows::RefreshTokenRow> = sqlx::query_as(
-                    "SELECT id, session_id, created_at, rotated_at, replaced_by FROM refresh_tokens WHERE id = $1",
-                )
+                let row: Option<$crate::rows::RefreshTokenRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::queries::refresh_token_columns!(),
+                    " FROM refresh_tokens WHERE id = $1"
+                ))
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await
@@ -140,10 +142,11 @@ macro_rules! impl_store_ports {
                 &self,
                 digest: &dashtam_domain::TokenDigest,
             ) -> Result<Option<dashtam_domain::RefreshTokenRecord>, dashtam_domain::ports::StoreError> {
-                let row: Option<$crate::rows::RefreshTokenRow> = sqlx::query_as(
-                    "SELECT id, session_id, created_at, rotated_at, replaced_by FROM refresh_tokens \
-                     WHERE token_hash = $1",
-                )
+                let row: Option<$crate::rows::RefreshTokenRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::queries::refresh_token_columns!(),
+                    " FROM refresh_tokens WHERE token_hash = $1"
+                ))
                 .bind(&digest.0[..])
                 .fetch_optional(&self.pool)
                 .await
@@ -260,10 +263,11 @@ macro_rules! impl_store_ports {
                 digest: &dashtam_domain::TokenDigest,
                 now: time::OffsetDateTime,
             ) -> Result<dashtam_domain::RefreshTokenRecord, dashtam_domain::ports::StoreError> {
-                let row: $crate::rows::RefreshTokenRow = sqlx::query_as(
+                let row: $crate::rows::RefreshTokenRow = sqlx::query_as(concat!(
                     "INSERT INTO refresh_tokens (id, session_id, token_hash, created_at) VALUES ($1, $2, $3, $4) \
-                     RETURNING id, session_id, created_at, rotated_at, replaced_by",
-                )
+                     RETURNING ",
+                    $crate::queries::refresh_token_columns!()
+                ))
                 .bind(id)
                 .bind(session_id.as_uuid())
                 .bind(&digest.0[..])
@@ -282,11 +286,11 @@ macro_rules! impl_store_ports {
             ) -> Result<Option<dashtam_domain::RefreshTokenRecord>, dashtam_domain::ports::StoreError> {
                 // The `rotated_at IS NULL` guard makes this the compare-and-set that lets exactly one of two
                 // concurrent refreshes with the same token win.
-                let row: Option<$crate::rows::RefreshTokenRow> = sqlx::query_as(
+                let row: Option<$crate::rows::RefreshTokenRow> = sqlx::query_as(concat!(
                     "UPDATE refresh_tokens SET rotated_at = $2, replaced_by = $3 \
-                     WHERE id = $1 AND rotated_at IS NULL \
-                     RETURNING id, session_id, created_at, rotated_at, replaced_by",
-                )
+                     WHERE id = $1 AND rotated_at IS NULL RETURNING ",
+                    $crate::queries::refresh_token_columns!()
+                ))
                 .bind(id)
                 .bind($crate::rows::utc(now))
                 .bind(replaced_by)
@@ -574,4 +578,11 @@ macro_rules! session_columns {
     };
 }
 
-pub(crate) use {impl_store_ports, session_columns, user_columns};
+/// The `refresh_tokens` columns in [`RefreshTokenRow`](crate::rows::RefreshTokenRow) order.
+macro_rules! refresh_token_columns {
+    () => {
+        "id, session_id, created_at, rotated_at, replaced_by"
+    };
+}
+
+pub(crate) use {impl_store_ports, refresh_token_columns, session_columns, user_columns};
