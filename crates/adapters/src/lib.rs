@@ -1,6 +1,7 @@
 //! Adapters from Dashtam's ports to the outside world.
 
 pub mod access_tokens;
+pub mod audit_seal;
 pub mod mail;
 pub mod opaque_tokens;
 pub mod password_hashing;

@@ -61,7 +61,17 @@ impl OpaqueTokens {
         Ok(Self { key: SecretBox::new(Box::new(bytes)) })
     }
 
-    /// A new random token and its hash.
+    /// A key for another purpose, derived from this secret (HMAC of the purpose label), so operators manage one
+    /// secret while each use gets its own key.
+    pub fn derive_key(&self, purpose: &str) -> SecretBox<[u8; 32]> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.expose_secret())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(b"dashtam-derived-key:");
+        mac.update(purpose.as_bytes());
+        SecretBox::new(Box::new(mac.finalize().into_bytes().into()))
+    }
+
+    /// The keyed hash of a token's text.
     fn hash_text(&self, text: &str) -> TokenDigest {
         // HMAC accepts keys of any length, so construction cannot fail.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.expose_secret())

@@ -1,7 +1,9 @@
 //! Dashtam's HTTP layer. Requests are parsed, authenticated and validated here into domain values; nothing
 //! below this crate knows about HTTP.
 
+pub mod audit;
 pub mod auth;
+pub mod context;
 pub mod datetime;
 mod errors;
 pub mod extract;
@@ -40,6 +42,7 @@ pub use state::{AppState, HttpSettings};
     tags(
         (name = "operations", description = "Liveness, readiness, metrics and documentation"),
         (name = "auth", description = "Accounts, login, tokens and passwords"),
+        (name = "admin", description = "Administration: audit log and installation-wide security"),
     ),
     modifiers(&BearerSecurity),
 )]
@@ -70,6 +73,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::docs))
         .routes(routes!(ops::docs_asset))
         .merge(auth::routes())
+        .merge(audit::routes())
 }
 
 /// The OpenAPI document of every route.

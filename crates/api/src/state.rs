@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use axum::extract::FromRef;
 use dashtam_domain::Clock;
+use dashtam_domain::audit::AuditLog;
 use dashtam_domain::auth::AuthService;
 use dashtam_domain::ports::{SharedState, Store};
 
@@ -40,6 +41,8 @@ pub struct AppState {
     pub shared_state: Arc<dyn SharedState>,
     /// Authentication.
     pub auth: Arc<AuthService>,
+    /// The audit log.
+    pub audit: Arc<AuditLog>,
     /// The source of "now".
     pub clock: Arc<dyn Clock>,
     /// Prometheus metrics.

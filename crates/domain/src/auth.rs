@@ -11,7 +11,9 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::audit::{AuditAction, AuditEvent, AuditLog, AuditOutcome};
 use crate::clock::Clock;
+use crate::context::RequestContext;
 use crate::ids::UserId;
 use crate::mail::{EmailComposer, Notification};
 use crate::password::{Password, PasswordHasher, PasswordPolicy, PasswordProblem, PasswordVerification};
@@ -60,15 +62,6 @@ impl Default for AuthSettings {
 pub trait OutboxSignal: Send + Sync + std::fmt::Debug {
     /// There is new mail.
     fn mail_queued(&self);
-}
-
-/// Where a request came from, recorded on sessions.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientInfo {
-    /// `User-Agent`, truncated.
-    pub user_agent: Option<String>,
-    /// The client's address.
-    pub ip_address: Option<String>,
 }
 
 /// An access token and the refresh token that renews it.
@@ -161,6 +154,7 @@ pub struct AuthService {
     composer: Arc<dyn EmailComposer>,
     outbox: Arc<dyn OutboxSignal>,
     clock: Arc<dyn Clock>,
+    audit: Arc<AuditLog>,
     settings: AuthSettings,
 }
 
@@ -181,6 +175,8 @@ pub struct AuthPorts {
     pub outbox: Arc<dyn OutboxSignal>,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// The audit log every use case writes to.
+    pub audit: Arc<AuditLog>,
 }
 
 fn after(now: OffsetDateTime, duration: Duration) -> OffsetDateTime {
@@ -202,6 +198,7 @@ impl AuthService {
             composer: ports.composer,
             outbox: ports.outbox,
             clock: ports.clock,
+            audit: ports.audit,
             settings,
         }
     }
@@ -248,7 +245,13 @@ impl AuthService {
 
     /// Registers an account and emails a verification link. A taken address changes nothing and emails its
     /// owner instead; the caller answers identically either way.
-    pub async fn register(&self, email: Email, password: Password, name: UserName) -> Result<(), AuthError> {
+    pub async fn register(
+        &self,
+        email: Email,
+        password: Password,
+        name: UserName,
+        context: &RequestContext,
+    ) -> Result<(), AuthError> {
         self.check_policy(&password, &email)?;
         let now = self.clock.now();
         if let Some(existing) = self.store.user_by_email(&email).await? {
@@ -257,6 +260,7 @@ impl AuthService {
             let mut tx = self.store.begin().await?;
             let notice = Notification::AlreadyRegistered { name: existing.name.as_str().to_owned() };
             self.queue_mail(&mut tx, &existing.email, notice, now).await?;
+            self.audit.append(&mut tx, context, registration_refused(existing.id)).await?;
             tx.commit().await?;
             self.outbox.mail_queued();
             return Ok(());
@@ -277,10 +281,15 @@ impl AuthService {
                 let token = self.issue_one_time(&mut tx, user.id, OneTimePurpose::VerifyEmail, now).await?;
                 let notice = Notification::VerifyEmail { name: name.as_str().to_owned(), token };
                 self.queue_mail(&mut tx, &email, notice, now).await?;
+                let event = AuditEvent::new(AuditAction::UserRegistered, AuditOutcome::Success).user(user.id);
+                self.audit.append(&mut tx, context, event).await?;
             }
             // Registered concurrently between the check and the insert: same outcome as a taken address.
             Err(StoreError::Conflict(_)) => {
                 drop(tx);
+                if let Some(existing) = self.store.user_by_email(&email).await? {
+                    self.audit.record(context, registration_refused(existing.id)).await?;
+                }
                 return Ok(());
             }
             Err(error) => return Err(error.into()),
@@ -291,21 +300,32 @@ impl AuthService {
     }
 
     /// Verifies an address with the token from the verification email, and sends the welcome email.
-    pub async fn verify_email(&self, token: &str) -> Result<(), AuthError> {
-        let digest = self.opaque_tokens.digest(token).map_err(|_| AuthError::InvalidToken)?;
+    pub async fn verify_email(&self, token: &str, context: &RequestContext) -> Result<(), AuthError> {
+        let Ok(digest) = self.opaque_tokens.digest(token) else {
+            return self.refuse_token(AuditAction::EmailVerified, context).await;
+        };
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let used = tx
-            .consume_one_time_token(&digest, OneTimePurpose::VerifyEmail, now)
-            .await?
-            .ok_or(AuthError::InvalidToken)?;
+        let Some(used) = tx.consume_one_time_token(&digest, OneTimePurpose::VerifyEmail, now).await? else {
+            drop(tx);
+            return self.refuse_token(AuditAction::EmailVerified, context).await;
+        };
         tx.mark_email_verified(used.user_id, now).await?;
         let user = self.token_owner(used.user_id).await?;
         self.queue_mail(&mut tx, &user.email, Notification::Welcome { name: user.name.as_str().to_owned() }, now)
             .await?;
+        let event = AuditEvent::new(AuditAction::EmailVerified, AuditOutcome::Success).user(user.id);
+        self.audit.append(&mut tx, context, event).await?;
         tx.commit().await?;
         self.outbox.mail_queued();
         Ok(())
+    }
+
+    /// Records a refused email link (unknown, used or expired token) and refuses it.
+    async fn refuse_token(&self, action: AuditAction, context: &RequestContext) -> Result<(), AuthError> {
+        let event = AuditEvent::new(action, AuditOutcome::Failure).detail("reason", "invalid_token");
+        self.audit.record(context, event).await?;
+        Err(AuthError::InvalidToken)
     }
 
     /// The account a one-time token belongs to. Read from the pool, outside the caller's transaction: name and
@@ -316,7 +336,7 @@ impl AuthService {
 
     /// Sends a new verification link (voiding older ones) to an unverified account; does nothing for unknown
     /// or verified addresses, and the caller answers identically.
-    pub async fn resend_verification(&self, email: &Email) -> Result<(), AuthError> {
+    pub async fn resend_verification(&self, email: &Email, context: &RequestContext) -> Result<(), AuthError> {
         let Some(user) = self.store.user_by_email(email).await? else { return Ok(()) };
         if user.email_verified_at.is_some() || user.disabled_at.is_some() {
             return Ok(());
@@ -331,18 +351,20 @@ impl AuthService {
             now,
         )
         .await?;
+        let event = AuditEvent::new(AuditAction::VerificationResent, AuditOutcome::Success).user(user.id);
+        self.audit.append(&mut tx, context, event).await?;
         tx.commit().await?;
         self.outbox.mail_queued();
         Ok(())
     }
 
     /// Logs in: checks the lock, the password (at equal cost for unknown addresses), the account state, then
-    /// starts a session with its first refresh token.
+    /// starts a session with its first refresh token. Every refusal is audited with its reason.
     pub async fn login(
         &self,
         email: Option<&Email>,
         password: &Password,
-        client: &ClientInfo,
+        context: &RequestContext,
     ) -> Result<(User, TokenPair), AuthError> {
         let user = match email {
             Some(email) => self.store.user_by_email(email).await?,
@@ -350,6 +372,11 @@ impl AuthService {
         };
         let Some(user) = user else {
             let _ = self.hasher.verify(password, None).await.map_err(internal)?;
+            let mut event = login_refused(AuditOutcome::Failure, "unknown_account");
+            if let Some(email) = email {
+                event = event.detail("email", email.as_str());
+            }
+            self.audit.record(context, event).await?;
             return Err(AuthError::InvalidCredentials);
         };
         let now = self.clock.now();
@@ -358,17 +385,21 @@ impl AuthService {
             let remaining = until - now;
             let retry_after_seconds =
                 (remaining.whole_seconds() + i64::from(remaining.subsec_nanoseconds() > 0)).max(1);
+            self.audit.record(context, login_refused(AuditOutcome::Denied, "account_locked").user(user.id)).await?;
             return Err(AuthError::AccountLocked { until, retry_after_seconds });
         }
         let verification = self.hasher.verify(password, Some(&user.password_hash)).await.map_err(internal)?;
         let PasswordVerification::Match { needs_rehash } = verification else {
-            self.record_failed_login(&user, now).await?;
+            self.record_failed_login(&user, now, context).await?;
             return Err(AuthError::InvalidCredentials);
         };
         if user.disabled_at.is_some() {
+            self.audit.record(context, login_refused(AuditOutcome::Denied, "account_disabled").user(user.id)).await?;
             return Err(AuthError::AccountDisabled);
         }
         if user.email_verified_at.is_none() {
+            let event = login_refused(AuditOutcome::Denied, "email_not_verified").user(user.id);
+            self.audit.record(context, event).await?;
             return Err(AuthError::EmailNotVerified);
         }
         let rehashed = if needs_rehash { Some(self.hasher.hash(password).await.map_err(internal)?) } else { None };
@@ -382,13 +413,18 @@ impl AuthService {
         tx.insert_session(&NewSession {
             id: session_id,
             user_id: user.id,
-            user_agent: client.user_agent.clone(),
-            ip_address: client.ip_address.clone(),
+            user_agent: context.user_agent.clone(),
+            ip_address: context.ip_address.clone(),
             created_at: now,
             expires_at: after(now, self.settings.session_lifetime),
         })
         .await?;
         tx.insert_refresh_token(Uuid::now_v7(), session_id, &refresh.digest, now).await?;
+        let event = AuditEvent::new(AuditAction::Login, AuditOutcome::Success)
+            .user(user.id)
+            .session(session_id)
+            .detail("password_rehashed", rehashed.is_some());
+        self.audit.append(&mut tx, context, event).await?;
         tx.commit().await?;
         let access_token = self.issue_access(&user, session_id, now)?;
         let user = User { last_login_at: Some(now), failed_login_count: 0, locked_until: None, ..user };
@@ -402,15 +438,28 @@ impl AuthService {
         ))
     }
 
-    async fn record_failed_login(&self, user: &User, now: OffsetDateTime) -> Result<(), AuthError> {
+    async fn record_failed_login(
+        &self,
+        user: &User,
+        now: OffsetDateTime,
+        context: &RequestContext,
+    ) -> Result<(), AuthError> {
         let lock_until = after(now, self.settings.lockout_duration);
         let mut tx = self.store.begin().await?;
         let updated = tx.record_login_failure(user.id, self.settings.lockout_threshold, lock_until, now).await?;
-        let just_locked =
-            updated.as_ref().is_some_and(|updated| updated.failed_login_count == self.settings.lockout_threshold);
+        let failures = updated.as_ref().map_or(0, |updated| updated.failed_login_count);
+        let just_locked = failures == self.settings.lockout_threshold;
         if just_locked {
             let notice = Notification::AccountLocked { name: user.name.as_str().to_owned(), until: lock_until };
             self.queue_mail(&mut tx, &user.email, notice, now).await?;
+        }
+        let event = login_refused(AuditOutcome::Failure, "wrong_password").user(user.id).detail("failures", failures);
+        self.audit.append(&mut tx, context, event).await?;
+        if just_locked {
+            let event = AuditEvent::new(AuditAction::AccountLocked, AuditOutcome::Success)
+                .user(user.id)
+                .detail("locked_until", lock_until.unix_timestamp());
+            self.audit.append(&mut tx, context, event).await?;
         }
         tx.commit().await?;
         if just_locked {
@@ -426,21 +475,29 @@ impl AuthService {
     /// Exchanges a refresh token for a new pair. The immediately previous token, presented again within the
     /// grace window, is a client retry and gets a fresh pair for the same session; any other rotated token
     /// ends the session.
-    pub async fn refresh(&self, presented: &str, client: &ClientInfo) -> Result<TokenPair, AuthError> {
+    pub async fn refresh(&self, presented: &str, context: &RequestContext) -> Result<TokenPair, AuthError> {
         let digest = self.opaque_tokens.digest(presented).map_err(|_| AuthError::InvalidToken)?;
         let mut record = self.store.refresh_token_by_digest(&digest).await?.ok_or(AuthError::InvalidToken)?;
         // A lost race re-reads once or twice; a bounded loop keeps a pathological client from spinning us.
         for _ in 0..3 {
             let now = self.clock.now();
             let state = self.store.session_auth_state(record.session_id).await?.ok_or(AuthError::InvalidToken)?;
+            let refused = |reason: &'static str| {
+                AuditEvent::new(AuditAction::TokenRefreshed, AuditOutcome::Denied)
+                    .user(state.user.id)
+                    .session(record.session_id)
+                    .detail("reason", reason)
+            };
             if state.session_revoked_at.is_some() || state.user.disabled_at.is_some() {
+                self.audit.record(context, refused("session_revoked")).await?;
                 return Err(AuthError::SessionRevoked);
             }
             if now >= state.session_expires_at {
+                self.audit.record(context, refused("session_expired")).await?;
                 return Err(AuthError::TokenExpired);
             }
-            let to_rotate = match record.rotated_at {
-                None => record.id,
+            let (to_rotate, client_retry) = match record.rotated_at {
+                None => (record.id, false),
                 Some(rotated_at) => {
                     let successor = match record.replaced_by {
                         Some(next) => self.store.refresh_token_by_id(next).await?,
@@ -448,10 +505,10 @@ impl AuthService {
                     };
                     let within_grace = now < after(rotated_at, self.settings.refresh_retry_grace);
                     match successor {
-                        Some(successor) if successor.rotated_at.is_none() && within_grace => successor.id,
+                        Some(successor) if successor.rotated_at.is_none() && within_grace => (successor.id, true),
                         _ => {
                             return Err(self
-                                .end_session_for_reuse(state.user.id, record.session_id, client, now)
+                                .end_session_for_reuse(state.user.id, record.session_id, context, now)
                                 .await?);
                         }
                     }
@@ -471,6 +528,13 @@ impl AuthService {
             if now - state.session_last_activity_at >= ACTIVITY_RESOLUTION {
                 tx.touch_session(record.session_id, now).await?;
             }
+            let mut event = AuditEvent::new(AuditAction::TokenRefreshed, AuditOutcome::Success)
+                .user(state.user.id)
+                .session(record.session_id);
+            if client_retry {
+                event = event.detail("client_retry", true);
+            }
+            self.audit.append(&mut tx, context, event).await?;
             tx.commit().await?;
             let access_token = self.issue_access(&state.user, record.session_id, now)?;
             return Ok(TokenPair {
@@ -486,7 +550,7 @@ impl AuthService {
         &self,
         user_id: UserId,
         session_id: SessionId,
-        client: &ClientInfo,
+        context: &RequestContext,
         now: OffsetDateTime,
     ) -> Result<AuthError, AuthError> {
         let mut tx = self.store.begin().await?;
@@ -495,11 +559,16 @@ impl AuthService {
             let notice = Notification::RefreshTokenReuse {
                 name: user.name.as_str().to_owned(),
                 at: now,
-                ip_address: client.ip_address.clone(),
-                user_agent: client.user_agent.clone(),
+                ip_address: context.ip_address.clone(),
+                user_agent: context.user_agent.clone(),
             };
             self.queue_mail(&mut tx, &user.email, notice, now).await?;
         }
+        let event = AuditEvent::new(AuditAction::RefreshTokenReused, AuditOutcome::Denied)
+            .user(user_id)
+            .session(session_id)
+            .detail("session_ended", ended);
+        self.audit.append(&mut tx, context, event).await?;
         tx.commit().await?;
         if ended {
             self.outbox.mail_queued();
@@ -530,48 +599,75 @@ impl AuthService {
     }
 
     /// Ends the caller's session at once.
-    pub async fn logout(&self, principal: &Principal) -> Result<(), AuthError> {
+    pub async fn logout(&self, principal: &Principal, context: &RequestContext) -> Result<(), AuthError> {
         let mut tx = self.store.begin().await?;
         tx.end_session(principal.session_id, SessionEndReason::Logout, self.clock.now()).await?;
+        let event = AuditEvent::new(AuditAction::Logout, AuditOutcome::Success)
+            .user(principal.user_id)
+            .session(principal.session_id);
+        self.audit.append(&mut tx, context, event).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Emails a reset link (voiding older ones) to an existing, enabled account; does nothing otherwise, and
     /// the caller answers identically.
-    pub async fn request_password_reset(&self, email: &Email) -> Result<(), AuthError> {
-        let Some(user) = self.store.user_by_email(email).await? else { return Ok(()) };
-        if user.disabled_at.is_some() {
+    pub async fn request_password_reset(&self, email: &Email, context: &RequestContext) -> Result<(), AuthError> {
+        let user = self.store.user_by_email(email).await?;
+        let Some(user) = user.filter(|user| user.disabled_at.is_none()) else {
+            let event = AuditEvent::new(AuditAction::PasswordResetRequested, AuditOutcome::Failure)
+                .detail("reason", "unknown_or_disabled_account")
+                .detail("email", email.as_str());
+            self.audit.record(context, event).await?;
             return Ok(());
-        }
+        };
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let token = self.issue_one_time(&mut tx, user.id, OneTimePurpose::ResetPassword, now).await?;
         let notice = Notification::PasswordReset { name: user.name.as_str().to_owned(), token };
         self.queue_mail(&mut tx, &user.email, notice, now).await?;
+        let event = AuditEvent::new(AuditAction::PasswordResetRequested, AuditOutcome::Success).user(user.id);
+        self.audit.append(&mut tx, context, event).await?;
         tx.commit().await?;
         self.outbox.mail_queued();
         Ok(())
     }
 
     /// Sets a new password with a reset token: ends every session, lifts any lock, voids the token, and
-    /// emails a notice. A weak password leaves the token usable.
-    pub async fn reset_password(&self, token: &str, new_password: &Password) -> Result<(), AuthError> {
-        let digest = self.opaque_tokens.digest(token).map_err(|_| AuthError::InvalidToken)?;
+    /// emails a notice. A weak password leaves the token usable. The new password is hashed before the write
+    /// transaction starts, so the (slow) hash never holds the database's write lock.
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        new_password: &Password,
+        context: &RequestContext,
+    ) -> Result<(), AuthError> {
+        let Ok(digest) = self.opaque_tokens.digest(token) else {
+            return self.refuse_token(AuditAction::PasswordReset, context).await;
+        };
         let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
-        let used = tx
-            .consume_one_time_token(&digest, OneTimePurpose::ResetPassword, now)
-            .await?
-            .ok_or(AuthError::InvalidToken)?;
-        let user = self.token_owner(used.user_id).await?;
-        // Checked after the token so a bad token is reported first; dropping `tx` un-uses the token.
+        let Some(pending) = self.store.usable_one_time_token(&digest, OneTimePurpose::ResetPassword, now).await? else {
+            return self.refuse_token(AuditAction::PasswordReset, context).await;
+        };
+        let user = self.token_owner(pending.user_id).await?;
+        // Checked after the token so a bad token is reported first.
         self.check_policy(new_password, &user.email)?;
         let hash = self.hasher.hash(new_password).await.map_err(internal)?;
-        tx.set_password_hash(user.id, &hash, now).await?;
-        tx.end_user_sessions(user.id, None, SessionEndReason::PasswordChanged, now).await?;
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        // Used for real only now: a concurrent reset with the same token may have won meanwhile.
+        let Some(used) = tx.consume_one_time_token(&digest, OneTimePurpose::ResetPassword, now).await? else {
+            drop(tx);
+            return self.refuse_token(AuditAction::PasswordReset, context).await;
+        };
+        tx.set_password_hash(used.user_id, &hash, now).await?;
+        let ended = tx.end_user_sessions(used.user_id, None, SessionEndReason::PasswordChanged, now).await?;
         let notice = Notification::PasswordChanged { name: user.name.as_str().to_owned(), at: now };
         self.queue_mail(&mut tx, &user.email, notice, now).await?;
+        let event = AuditEvent::new(AuditAction::PasswordReset, AuditOutcome::Success)
+            .user(used.user_id)
+            .detail("sessions_ended", ended);
+        self.audit.append(&mut tx, context, event).await?;
         tx.commit().await?;
         self.outbox.mail_queued();
         Ok(())
@@ -583,11 +679,18 @@ impl AuthService {
         principal: &Principal,
         current: &Password,
         new_password: &Password,
+        context: &RequestContext,
     ) -> Result<(), AuthError> {
         let user = self.store.user_by_id(principal.user_id).await?.ok_or(AuthError::SessionRevoked)?;
         match self.hasher.verify(current, Some(&user.password_hash)).await.map_err(internal)? {
             PasswordVerification::Match { .. } => {}
-            PasswordVerification::Mismatch => return Err(AuthError::WrongPassword),
+            PasswordVerification::Mismatch => {
+                let event = AuditEvent::new(AuditAction::PasswordChanged, AuditOutcome::Failure)
+                    .user(user.id)
+                    .detail("reason", "wrong_password");
+                self.audit.record(context, event).await?;
+                return Err(AuthError::WrongPassword);
+            }
         }
         self.check_policy(new_password, &user.email)?;
         if let PasswordVerification::Match { .. } =
@@ -599,19 +702,31 @@ impl AuthService {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         tx.set_password_hash(user.id, &hash, now).await?;
-        tx.end_user_sessions(user.id, Some(principal.session_id), SessionEndReason::PasswordChanged, now).await?;
+        let ended =
+            tx.end_user_sessions(user.id, Some(principal.session_id), SessionEndReason::PasswordChanged, now).await?;
         let notice = Notification::PasswordChanged { name: user.name.as_str().to_owned(), at: now };
         self.queue_mail(&mut tx, &user.email, notice, now).await?;
+        let event = AuditEvent::new(AuditAction::PasswordChanged, AuditOutcome::Success)
+            .user(user.id)
+            .detail("other_sessions_ended", ended);
+        self.audit.append(&mut tx, context, event).await?;
         tx.commit().await?;
         self.outbox.mail_queued();
         Ok(())
     }
 
     /// Renames the caller.
-    pub async fn rename(&self, principal: &Principal, name: &UserName) -> Result<User, AuthError> {
+    pub async fn rename(
+        &self,
+        principal: &Principal,
+        name: &UserName,
+        context: &RequestContext,
+    ) -> Result<User, AuthError> {
         let mut tx = self.store.begin().await?;
         let user =
             tx.update_user_name(principal.user_id, name, self.clock.now()).await?.ok_or(AuthError::SessionRevoked)?;
+        let event = AuditEvent::new(AuditAction::ProfileUpdated, AuditOutcome::Success).user(user.id);
+        self.audit.append(&mut tx, context, event).await?;
         tx.commit().await?;
         Ok(user)
     }
@@ -623,6 +738,7 @@ impl AuthService {
         name: UserName,
         password: &Password,
         role: Role,
+        context: &RequestContext,
     ) -> Result<User, AuthError> {
         self.check_policy(password, &email)?;
         let now = self.clock.now();
@@ -640,28 +756,51 @@ impl AuthService {
             StoreError::Conflict(_) => AuthError::EmailTaken,
             other => other.into(),
         })?;
+        let event = AuditEvent::new(AuditAction::UserCreated, AuditOutcome::Success)
+            .user(user.id)
+            .detail("role", role.as_str());
+        self.audit.append(&mut tx, context, event).await?;
         tx.commit().await?;
         Ok(user)
     }
 
     /// Gives an account a role (operator command). Existing access tokens keep the role they were issued
     /// with until they expire; the next refresh carries the new one.
-    pub async fn change_role(&self, email: &Email, role: Role) -> Result<User, AuthError> {
+    pub async fn change_role(&self, email: &Email, role: Role, context: &RequestContext) -> Result<User, AuthError> {
         let user = self.store.user_by_email(email).await?.ok_or(AuthError::NoSuchUser)?;
         let mut tx = self.store.begin().await?;
         let updated = tx.set_user_role(user.id, role, self.clock.now()).await?.ok_or(AuthError::NoSuchUser)?;
+        let event = AuditEvent::new(AuditAction::RoleChanged, AuditOutcome::Success)
+            .user(user.id)
+            .detail("from", user.role.as_str())
+            .detail("to", role.as_str());
+        self.audit.append(&mut tx, context, event).await?;
         tx.commit().await?;
         Ok(updated)
     }
 
     /// Disables an account and ends all its sessions at once (operator command); returns the sessions ended.
-    pub async fn disable_account(&self, email: &Email) -> Result<(User, u64), AuthError> {
+    pub async fn disable_account(&self, email: &Email, context: &RequestContext) -> Result<(User, u64), AuthError> {
         let user = self.store.user_by_email(email).await?.ok_or(AuthError::NoSuchUser)?;
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let disabled = tx.disable_user(user.id, now).await?.ok_or(AuthError::NoSuchUser)?;
         let ended = tx.end_user_sessions(user.id, None, SessionEndReason::AccountDisabled, now).await?;
+        let event = AuditEvent::new(AuditAction::AccountDisabled, AuditOutcome::Success)
+            .user(user.id)
+            .detail("sessions_ended", ended);
+        self.audit.append(&mut tx, context, event).await?;
         tx.commit().await?;
         Ok((disabled, ended))
     }
+}
+
+/// A refused registration (the address is taken): recorded against the existing account.
+fn registration_refused(existing: UserId) -> AuditEvent {
+    AuditEvent::new(AuditAction::UserRegistered, AuditOutcome::Denied).user(existing).detail("reason", "email_taken")
+}
+
+/// A refused login with its reason.
+fn login_refused(outcome: AuditOutcome, reason: &'static str) -> AuditEvent {
+    AuditEvent::new(AuditAction::Login, outcome).detail("reason", reason)
 }

@@ -1,8 +1,10 @@
 //! Dashtam's domain: entities, the rules that govern them, and the ports (traits) through which the rules
 //! reach storage and the outside world. Nothing here knows about HTTP, SQL, Redis or any network client.
 
+pub mod audit;
 pub mod auth;
 pub mod clock;
+pub mod context;
 pub mod ids;
 pub mod mail;
 pub mod password;
@@ -12,6 +14,7 @@ pub mod tokens;
 pub mod user;
 
 pub use clock::{Clock, SystemClock};
+pub use context::{Actor, RequestContext};
 pub use ids::UserId;
 pub use session::{
     NewSession, OneTimePurpose, OneTimeToken, RefreshTokenRecord, Session, SessionAuthState, SessionEndReason,

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::audit::{AuditEntry, AuditQuery, ChainPoint, ChainState};
 use crate::ids::UserId;
 use crate::mail::{OutgoingEmail, QueuedEmail};
 use crate::session::{
@@ -106,6 +107,27 @@ pub trait Store: Send + Sync + Debug {
 
     /// The refresh token with this digest, current or rotated.
     async fn refresh_token_by_digest(&self, digest: &TokenDigest) -> Result<Option<RefreshTokenRecord>, StoreError>;
+
+    /// The unused, unexpired one-time token of `purpose` with this digest (a read: using it is
+    /// [`StoreTx::consume_one_time_token`]).
+    async fn usable_one_time_token(
+        &self,
+        digest: &TokenDigest,
+        purpose: OneTimePurpose,
+        now: OffsetDateTime,
+    ) -> Result<Option<OneTimeToken>, StoreError>;
+
+    /// The audit chain's head and checkpoint.
+    async fn audit_chain_state(&self) -> Result<ChainState, StoreError>;
+
+    /// Up to `limit` audit entries after sequence number `after_seq`, oldest first (for verification).
+    async fn audit_entries_after(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// The newest audit entry recorded before `cutoff` (the last one a purge would delete).
+    async fn last_audit_entry_before(&self, cutoff: OffsetDateTime) -> Result<Option<AuditEntry>, StoreError>;
+
+    /// Audit entries matching `query`, newest first.
+    async fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
 /// One write transaction.
@@ -222,6 +244,16 @@ pub trait StoreTx: Send {
         error: &str,
         retry_at: Option<OffsetDateTime>,
     ) -> Result<(), StoreError>;
+
+    /// Claims the next place in the audit chain and returns the point before it (the current head). On
+    /// PostgreSQL this locks the head row until the transaction ends, which orders concurrent writers.
+    async fn advance_audit_head(&mut self) -> Result<ChainPoint, StoreError>;
+
+    /// Stores `entry` at the place claimed by [`StoreTx::advance_audit_head`] and makes it the sealed head.
+    async fn insert_audit_entry(&mut self, entry: &AuditEntry, head_seal: &str) -> Result<(), StoreError>;
+
+    /// Moves the checkpoint to `through` and deletes every entry up to it; returns how many were deleted.
+    async fn purge_audit_through(&mut self, through: &ChainPoint) -> Result<u64, StoreError>;
 
     /// Makes every change of this transaction durable.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use dashtam_adapters::access_tokens::AccessTokens;
+use dashtam_adapters::audit_seal::HmacChainSealer;
 use dashtam_adapters::mail::{
     DEFAULT_SEND_TIMEOUT, MailTransport, OutboxOptions, OutboxWaker, OutboxWorker, TemplateComposer,
 };
@@ -18,7 +19,9 @@ use dashtam_api::metrics::Metrics;
 use dashtam_api::{AppState, HttpSettings};
 use dashtam_domain::Clock;
 use dashtam_domain::SystemClock;
+use dashtam_domain::audit::AuditLog;
 use dashtam_domain::auth::{AuthPorts, AuthService, AuthSettings, OutboxSignal};
+use dashtam_domain::context::RequestContext;
 use dashtam_domain::ports::SharedState;
 use dashtam_store::{Database, PoolOptions};
 use secrecy::ExposeSecret;
@@ -100,6 +103,8 @@ pub fn build(config: &Config, database: &Database) -> anyhow::Result<Application
     })
     .map_err(|error| anyhow::anyhow!("DASHTAM_AUTH__ARGON2_* (auth.argon2_*): {error}"))?;
     let outbox = OutboxWorker::new(store.clone(), mail_transport(config)?, clock.clone(), OutboxOptions::default());
+    let audit =
+        Arc::new(AuditLog::new(store.clone(), Arc::new(HmacChainSealer::new(&keys.opaque_tokens)), clock.clone()));
     let auth = AuthService::new(
         AuthPorts {
             store: store.clone(),
@@ -109,6 +114,7 @@ pub fn build(config: &Config, database: &Database) -> anyhow::Result<Application
             composer: Arc::new(TemplateComposer::new(config.app_url().to_string(), "Dashtam")),
             outbox: Arc::new(WakeOutbox(outbox.waker())),
             clock: clock.clone(),
+            audit: audit.clone(),
         },
         AuthSettings {
             password_policy: config.auth.password_policy.clone(),
@@ -123,6 +129,7 @@ pub fn build(config: &Config, database: &Database) -> anyhow::Result<Application
         store,
         shared_state: shared_state(config)?,
         auth: Arc::new(auth),
+        audit,
         clock,
         metrics: Metrics::new(),
         settings: Arc::new(HttpSettings {
@@ -132,6 +139,39 @@ pub fn build(config: &Config, database: &Database) -> anyhow::Result<Application
         }),
     };
     Ok(Application { state, outbox })
+}
+
+/// Keeps the audit log: writes the chain head to the log every `anchor_interval` (for outside anchoring) and
+/// purges entries older than `retention` once a day, until `stop` completes.
+pub async fn maintain_audit_log(
+    audit: Arc<AuditLog>,
+    clock: Arc<dyn Clock>,
+    settings: &crate::config::AuditConfig,
+    stop: impl Future<Output = ()>,
+) {
+    const PURGE_EVERY: Duration = Duration::from_secs(24 * 3600);
+    let mut anchor = tokio::time::interval(settings.anchor_interval);
+    let mut purge = tokio::time::interval(PURGE_EVERY);
+    let retention = time::Duration::try_from(settings.retention).unwrap_or(time::Duration::MAX);
+    let context = RequestContext::empty(dashtam_domain::Actor::System);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = anchor.tick() => match audit.head().await {
+                Ok(head) => tracing::info!(seq = head.seq, hash = %head.hash, "audit chain head"),
+                Err(error) => tracing::warn!(%error, "cannot read the audit chain head"),
+            },
+            _ = purge.tick() => {
+                let cutoff = clock.now().saturating_sub(retention);
+                match audit.purge_before(cutoff, &context).await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::info!(deleted, "purged audit entries past retention"),
+                    Err(error) => tracing::warn!(%error, "audit purge failed; will retry"),
+                }
+            }
+        }
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting connections and lets

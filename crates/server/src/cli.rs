@@ -35,6 +35,16 @@ pub enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Inspect the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `dashtam audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit hash chain; exits non-zero naming the first bad entry.
+    Verify,
 }
 
 /// `dashtam user …`.
@@ -67,6 +77,18 @@ pub enum UserCommand {
         /// Login address.
         email: String,
     },
+}
+
+impl UserCommand {
+    /// The command as typed (`user promote`), as recorded in the audit log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            UserCommand::Create { .. } => "user create",
+            UserCommand::Promote { .. } => "user promote",
+            UserCommand::Demote { .. } => "user demote",
+            UserCommand::Disable { .. } => "user disable",
+        }
+    }
 }
 
 /// `dashtam migrate …`.

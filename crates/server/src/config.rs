@@ -34,6 +34,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "database",
     "server",
     "auth",
+    "audit",
     "log",
     "mail",
     "rate_limit",
@@ -93,6 +94,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// `[auth]`.
     pub auth: AuthConfig,
+    /// `[audit]`.
+    pub audit: AuditConfig,
     /// `[database]`.
     pub database: DatabaseConfig,
     /// `[server]`.
@@ -126,6 +129,7 @@ impl Default for Config {
             redis_timeout: Duration::from_secs(1),
             trusted_proxies: Vec::new(),
             auth: AuthConfig::default(),
+            audit: AuditConfig::default(),
             database: DatabaseConfig::default(),
             server: ServerConfig::default(),
             log: LogConfig::default(),
@@ -136,6 +140,25 @@ impl Default for Config {
             schwab: SchwabConfig::default(),
             http: HttpClientConfig::default(),
         }
+    }
+}
+
+/// `[audit]`: how long entries are kept and how often the chain head is logged.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// `DASHTAM_AUDIT__RETENTION`: entries older than this are purged (the chain stays verifiable).
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// `DASHTAM_AUDIT__ANCHOR_INTERVAL`: how often the chain head is written to the log, so an outside log
+    /// store holds anchors the database alone cannot rewrite.
+    #[serde(with = "humantime_serde")]
+    pub anchor_interval: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { retention: Duration::from_secs(400 * 24 * 3600), anchor_interval: Duration::from_secs(600) }
     }
 }
 
@@ -493,6 +516,8 @@ impl Config {
             ("auth.access_token_lifetime", self.auth.access_token_lifetime),
             ("auth.session_lifetime", self.auth.session_lifetime),
             ("auth.lockout_duration", self.auth.lockout_duration),
+            ("audit.retention", self.audit.retention),
+            ("audit.anchor_interval", self.audit.anchor_interval),
         ] {
             if duration.is_zero() {
                 refuse(key_path, "must be greater than zero".into());

@@ -9,7 +9,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::Context;
 use clap::Parser;
-use dashtam_server::cli::{Cli, Command, ConfigCommand, MigrateCommand};
+use dashtam_server::cli::{AuditCommand, Cli, Command, ConfigCommand, MigrateCommand};
 use dashtam_server::{Config, app, logging, users};
 
 fn main() -> ExitCode {
@@ -73,6 +73,22 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
             println!("{}", outcome?);
             Ok(())
         }
+        Command::Audit(AuditCommand::Verify) => {
+            logging::init(&config)?;
+            let database = app::open_database(&config).await?;
+            let application = app::build(&config, &database)?;
+            let verified = application.state.audit.verify().await;
+            database.store().close().await;
+            let report = verified.context("the audit log does not verify")?;
+            println!(
+                "audit chain verified: {} entries from #{} to #{} (head hash {})",
+                report.entries,
+                report.checkpoint.seq + 1,
+                report.head.seq,
+                report.head.hash
+            );
+            Ok(())
+        }
         Command::Config(ConfigCommand::Check) => {
             println!("# configuration is valid\n{}", config.to_redacted_toml());
             Ok(())
@@ -102,12 +118,19 @@ async fn serve(config: Config, no_migrate: bool) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION")
     );
     let store = state.store.clone();
-    // One signal stops both the HTTP server and the mail worker.
+    // One signal stops the HTTP server, the mail worker and audit maintenance.
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let outbox = tokio::spawn(application.outbox.run(async move {
-        let mut stopped = stopped;
-        let _ = stopped.wait_for(|stop| *stop).await;
-    }));
+    let stop_signal = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let outbox = tokio::spawn(application.outbox.run(stop_signal()));
+    let audit_maintenance = tokio::spawn({
+        let (audit, clock, stopped) = (state.audit.clone(), state.clock.clone(), stop_signal());
+        async move { app::maintain_audit_log(audit, clock, &config.audit, stopped).await }
+    });
     let served = app::serve(listener, dashtam_api::router(state), config.server.shutdown_timeout, async move {
         app::shutdown_signal().await;
         let _ = stop.send(true);
@@ -115,6 +138,9 @@ async fn serve(config: Config, no_migrate: bool) -> anyhow::Result<()> {
     .await;
     if let Err(error) = outbox.await {
         tracing::error!(%error, "mail worker ended abnormally");
+    }
+    if let Err(error) = audit_maintenance.await {
+        tracing::error!(%error, "audit maintenance ended abnormally");
     }
     store.close().await;
     tracing::info!("stopped");

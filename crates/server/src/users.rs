@@ -5,31 +5,32 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::{Context, bail};
 use dashtam_domain::auth::{AuthError, AuthService};
 use dashtam_domain::password::Password;
-use dashtam_domain::{Email, Role, UserName};
+use dashtam_domain::{Email, RequestContext, Role, UserName};
 
 use crate::cli::UserCommand;
 
 /// Runs one user command and returns the line to print.
 pub async fn run(auth: &AuthService, command: UserCommand) -> anyhow::Result<String> {
+    let context = RequestContext::command_line(command.name());
     match command {
         UserCommand::Create { email, name, admin } => {
             let email = Email::parse(&email).map_err(|error| anyhow::anyhow!("--email: {error}"))?;
             let name = UserName::parse(&name).map_err(|error| anyhow::anyhow!("--name: {error}"))?;
             let password = read_password()?;
             let role = if admin { Role::Admin } else { Role::User };
-            let user = auth.create_verified_user(email, name, &password, role).await.map_err(explain)?;
+            let user = auth.create_verified_user(email, name, &password, role, &context).await.map_err(explain)?;
             Ok(format!("created {} ({}) with id {}", user.email, user.role.as_str(), user.id))
         }
         UserCommand::Promote { email } => {
-            let user = auth.change_role(&parse_email(&email)?, Role::Admin).await.map_err(explain)?;
+            let user = auth.change_role(&parse_email(&email)?, Role::Admin, &context).await.map_err(explain)?;
             Ok(format!("{} is now an admin", user.email))
         }
         UserCommand::Demote { email } => {
-            let user = auth.change_role(&parse_email(&email)?, Role::User).await.map_err(explain)?;
+            let user = auth.change_role(&parse_email(&email)?, Role::User, &context).await.map_err(explain)?;
             Ok(format!("{} is now a user", user.email))
         }
         UserCommand::Disable { email } => {
-            let (user, ended) = auth.disable_account(&parse_email(&email)?).await.map_err(explain)?;
+            let (user, ended) = auth.disable_account(&parse_email(&email)?, &context).await.map_err(explain)?;
             Ok(format!("{} is disabled; {ended} session(s) ended", user.email))
         }
     }

@@ -369,4 +369,36 @@ fn operators_create_promote_demote_and_disable_accounts() {
     let missing = user_command(dir.path(), &["promote", "nobody@example.com"], "");
     assert!(!missing.status.success());
     assert!(stderr(&missing).contains("no account"), "{}", stderr(&missing));
+
+    // Every command above was audited as the operator's, and the chain verifies.
+    let verified = run(dashtam(dir.path()).args(["audit", "verify"]));
+    assert!(verified.status.success(), "{}", stderr(&verified));
+    assert!(stdout(&verified).starts_with("audit chain verified: 5 entries from #1 to #5"), "{}", stdout(&verified));
+}
+
+#[tokio::test]
+async fn audit_verify_fails_naming_the_first_tampered_entry() {
+    use sqlx::Connection;
+    let dir = TempDir::new().expect("temp dir");
+    let create = ["create", "--email", "ops@example.com", "--name", "Ops"];
+    assert!(user_command(dir.path(), &create, "a sufficiently long passphrase\n").status.success());
+    assert!(user_command(dir.path(), &["promote", "ops@example.com"], "").status.success());
+    assert!(user_command(dir.path(), &["demote", "ops@example.com"], "").status.success());
+    assert!(run(dashtam(dir.path()).args(["audit", "verify"])).status.success());
+
+    let url = format!("sqlite://{}", dir.path().join("data/dashtam.db").display());
+    let mut connection = sqlx::SqliteConnection::connect(&url).await.expect("open the database");
+    sqlx::raw_sql(
+        "DROP TRIGGER audit_log_no_update; \
+         UPDATE audit_log SET details = '{\"from\":\"user\",\"to\":\"user\"}' WHERE seq = 2;",
+    )
+    .execute(&mut connection)
+    .await
+    .expect("tamper with entry 2");
+    connection.close().await.expect("close");
+
+    let output = run(dashtam(dir.path()).args(["audit", "verify"]));
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains("entry 2 does not match its hash"), "{message}");
 }

@@ -153,6 +153,104 @@ macro_rules! impl_store_ports {
                 .map_err($crate::errors::store_error)?;
                 Ok(row.map(Into::into))
             }
+
+            async fn usable_one_time_token(
+                &self,
+                digest: &dashtam_domain::TokenDigest,
+                purpose: dashtam_domain::OneTimePurpose,
+                now: time::OffsetDateTime,
+            ) -> Result<Option<dashtam_domain::OneTimeToken>, dashtam_domain::ports::StoreError> {
+                let row: Option<$crate::rows::OneTimeTokenRow> = sqlx::query_as(
+                    "SELECT id, user_id, purpose, created_at, expires_at, used_at FROM one_time_tokens \
+                     WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3",
+                )
+                .bind(&digest.0[..])
+                .bind(purpose.as_str())
+                .bind($crate::rows::utc(now))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::errors::store_error)?;
+                row.map(dashtam_domain::OneTimeToken::try_from).transpose()
+            }
+
+            async fn audit_chain_state(
+                &self,
+            ) -> Result<dashtam_domain::audit::ChainState, dashtam_domain::ports::StoreError> {
+                let row: $crate::rows::AuditChainRow = sqlx::query_as(
+                    "SELECT head_seq, head_hash, head_seal, checkpoint_seq, checkpoint_hash, checkpoint_seal \
+                     FROM audit_chain WHERE id = 1",
+                )
+                .fetch_one(&self.pool)
+                .await
+                .map_err($crate::errors::store_error)?;
+                Ok(row.into())
+            }
+
+            async fn audit_entries_after(
+                &self,
+                after_seq: i64,
+                limit: u32,
+            ) -> Result<Vec<dashtam_domain::audit::AuditEntry>, dashtam_domain::ports::StoreError> {
+                let rows = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::queries::audit_columns!(),
+                    " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
+                ))
+                .bind(after_seq)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::errors::store_error)?;
+                $crate::rows::audit_entries_from_rows(rows)
+            }
+
+            async fn last_audit_entry_before(
+                &self,
+                cutoff: time::OffsetDateTime,
+            ) -> Result<Option<dashtam_domain::audit::AuditEntry>, dashtam_domain::ports::StoreError> {
+                let row: Option<$crate::rows::AuditEntryRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::queries::audit_columns!(),
+                    " FROM audit_log WHERE occurred_at < $1 ORDER BY seq DESC LIMIT 1"
+                ))
+                .bind($crate::rows::utc(cutoff))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::errors::store_error)?;
+                row.map(dashtam_domain::audit::AuditEntry::try_from).transpose()
+            }
+
+            async fn audit_entries(
+                &self,
+                query: &dashtam_domain::audit::AuditQuery,
+            ) -> Result<Vec<dashtam_domain::audit::AuditEntry>, dashtam_domain::ports::StoreError> {
+                let sql = $crate::rows::audit_query_sql(query);
+                let mut statement = sqlx::query_as::<_, $crate::rows::AuditEntryRow>(&sql);
+                if let Some(user_id) = query.user_id {
+                    statement = statement.bind(user_id.as_uuid());
+                }
+                if let Some(action) = &query.action {
+                    statement = statement.bind(action.clone());
+                }
+                if let Some(from) = query.from {
+                    statement = statement.bind($crate::rows::utc(from));
+                }
+                if let Some(to) = query.to {
+                    statement = statement.bind($crate::rows::utc(to));
+                }
+                if let Some(request_id) = &query.request_id {
+                    statement = statement.bind(request_id.clone());
+                }
+                if let Some(before_seq) = query.before_seq {
+                    statement = statement.bind(before_seq);
+                }
+                let rows = statement
+                    .bind(i64::from(query.limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::errors::store_error)?;
+                $crate::rows::audit_entries_from_rows(rows)
+            }
         }
 
         #[async_trait::async_trait]
@@ -564,6 +662,85 @@ macro_rules! impl_store_ports {
                 .map_err($crate::errors::store_error)
             }
 
+            async fn advance_audit_head(
+                &mut self,
+            ) -> Result<dashtam_domain::audit::ChainPoint, dashtam_domain::ports::StoreError> {
+                // An UPDATE, not a SELECT: it takes the row lock on PostgreSQL (SQLite has one writer anyway),
+                // and RETURNING sees the hash not yet replaced, i.e. the previous entry's.
+                let (seq, hash): (i64, String) = sqlx::query_as(
+                    "UPDATE audit_chain SET head_seq = head_seq + 1 WHERE id = 1 RETURNING head_seq - 1, head_hash",
+                )
+                .fetch_one(&mut *self.tx)
+                .await
+                .map_err($crate::errors::store_error)?;
+                Ok(dashtam_domain::audit::ChainPoint { seq, hash, seal: None })
+            }
+
+            async fn insert_audit_entry(
+                &mut self,
+                entry: &dashtam_domain::audit::AuditEntry,
+                head_seal: &str,
+            ) -> Result<(), dashtam_domain::ports::StoreError> {
+                sqlx::query(concat!(
+                    "INSERT INTO audit_log (",
+                    $crate::queries::audit_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+                ))
+                .bind(entry.seq)
+                .bind(entry.id)
+                .bind($crate::rows::utc(entry.occurred_at))
+                .bind(&entry.action)
+                .bind(entry.outcome.as_str())
+                .bind(entry.user_id)
+                .bind(&entry.actor)
+                .bind(&entry.resource_type)
+                .bind(&entry.resource_id)
+                .bind(&entry.request_id)
+                .bind(entry.session_id)
+                .bind(&entry.method)
+                .bind(&entry.route)
+                .bind(&entry.path)
+                .bind(&entry.ip_address)
+                .bind(&entry.user_agent)
+                .bind(&entry.trace_id)
+                .bind(&entry.details)
+                .bind(&entry.hash)
+                .execute(&mut *self.tx)
+                .await
+                .map_err($crate::errors::store_error)?;
+                sqlx::query("UPDATE audit_chain SET head_hash = $1, head_seal = $2 WHERE id = 1 AND head_seq = $3")
+                    .bind(&entry.hash)
+                    .bind(head_seal)
+                    .bind(entry.seq)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map(drop)
+                    .map_err($crate::errors::store_error)
+            }
+
+            async fn purge_audit_through(
+                &mut self,
+                through: &dashtam_domain::audit::ChainPoint,
+            ) -> Result<u64, dashtam_domain::ports::StoreError> {
+                // The checkpoint moves first: the append-only trigger only lets through deletions at or before it.
+                sqlx::query(
+                    "UPDATE audit_chain SET checkpoint_seq = $1, checkpoint_hash = $2, checkpoint_seal = $3 \
+                     WHERE id = 1 AND checkpoint_seq < $1",
+                )
+                .bind(through.seq)
+                .bind(&through.hash)
+                .bind(&through.seal)
+                .execute(&mut *self.tx)
+                .await
+                .map_err($crate::errors::store_error)?;
+                sqlx::query("DELETE FROM audit_log WHERE seq <= $1")
+                    .bind(through.seq)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map(|done| done.rows_affected())
+                    .map_err($crate::errors::store_error)
+            }
+
             async fn commit(self: Box<Self>) -> Result<(), dashtam_domain::ports::StoreError> {
                 self.tx.commit().await.map_err($crate::errors::store_error)
             }
@@ -585,4 +762,12 @@ macro_rules! refresh_token_columns {
     };
 }
 
-pub(crate) use {impl_store_ports, refresh_token_columns, session_columns, user_columns};
+/// The `audit_log` columns in [`AuditEntryRow`](crate::rows::AuditEntryRow) order.
+macro_rules! audit_columns {
+    () => {
+        "seq, id, occurred_at, action, outcome, user_id, actor, resource_type, resource_id, request_id, \
+         session_id, method, route, path, ip_address, user_agent, trace_id, details, hash"
+    };
+}
+
+pub(crate) use {audit_columns, impl_store_ports, refresh_token_columns, session_columns, user_columns};

@@ -1,6 +1,7 @@
 //! Row shapes shared by both backends, and their conversion into domain values. A value that fails to
 //! convert means the stored data was changed behind the application's back, so it is reported as corrupt.
 
+use dashtam_domain::audit::{AuditEntry, AuditOutcome, AuditQuery, ChainPoint, ChainState};
 use dashtam_domain::mail::{OutgoingEmail, QueuedEmail};
 use dashtam_domain::ports::StoreError;
 use dashtam_domain::{
@@ -219,4 +220,111 @@ impl TryFrom<QueuedEmailRow> for QueuedEmail {
             attempts: row.attempts,
         })
     }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct AuditEntryRow {
+    seq: i64,
+    id: Uuid,
+    occurred_at: OffsetDateTime,
+    action: String,
+    outcome: String,
+    user_id: Option<Uuid>,
+    actor: String,
+    resource_type: Option<String>,
+    resource_id: Option<String>,
+    request_id: Option<String>,
+    session_id: Option<Uuid>,
+    method: Option<String>,
+    route: Option<String>,
+    path: Option<String>,
+    ip_address: Option<String>,
+    user_agent: Option<String>,
+    trace_id: Option<String>,
+    details: String,
+    hash: String,
+}
+
+impl TryFrom<AuditEntryRow> for AuditEntry {
+    type Error = StoreError;
+
+    fn try_from(row: AuditEntryRow) -> Result<Self, Self::Error> {
+        Ok(AuditEntry {
+            outcome: AuditOutcome::parse(&row.outcome)
+                .ok_or_else(|| StoreError::Corrupt(format!("audit entry {}: outcome", row.seq)))?,
+            seq: row.seq,
+            id: row.id,
+            occurred_at: row.occurred_at,
+            action: row.action,
+            user_id: row.user_id,
+            actor: row.actor,
+            resource_type: row.resource_type,
+            resource_id: row.resource_id,
+            request_id: row.request_id,
+            session_id: row.session_id,
+            method: row.method,
+            route: row.route,
+            path: row.path,
+            ip_address: row.ip_address,
+            user_agent: row.user_agent,
+            trace_id: row.trace_id,
+            details: row.details,
+            hash: row.hash,
+        })
+    }
+}
+
+/// Converts audit rows, failing on the first corrupt one.
+pub(crate) fn audit_entries_from_rows(rows: Vec<AuditEntryRow>) -> Result<Vec<AuditEntry>, StoreError> {
+    rows.into_iter().map(AuditEntry::try_from).collect()
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct AuditChainRow {
+    head_seq: i64,
+    head_hash: String,
+    head_seal: Option<String>,
+    checkpoint_seq: i64,
+    checkpoint_hash: String,
+    checkpoint_seal: Option<String>,
+}
+
+impl From<AuditChainRow> for ChainState {
+    fn from(row: AuditChainRow) -> Self {
+        ChainState {
+            head: ChainPoint { seq: row.head_seq, hash: row.head_hash, seal: row.head_seal },
+            checkpoint: ChainPoint { seq: row.checkpoint_seq, hash: row.checkpoint_hash, seal: row.checkpoint_seal },
+        }
+    }
+}
+
+/// Builds the filtered audit query: one `$n` placeholder per filter that is set, in the order
+/// [`bind_audit_query`](crate::queries) binds them, so both backends run the same text.
+pub(crate) fn audit_query_sql(query: &AuditQuery) -> String {
+    let mut sql = String::from(concat!("SELECT ", crate::queries::audit_columns!(), " FROM audit_log WHERE 1 = 1"));
+    let mut placeholder = 0;
+    let mut condition = |sql: &mut String, text: &str| {
+        placeholder += 1;
+        sql.push_str(&text.replace('?', &format!("${placeholder}")));
+    };
+    if query.user_id.is_some() {
+        condition(&mut sql, " AND user_id = ?");
+    }
+    if query.action.is_some() {
+        condition(&mut sql, " AND action = ?");
+    }
+    if query.from.is_some() {
+        condition(&mut sql, " AND occurred_at >= ?");
+    }
+    if query.to.is_some() {
+        condition(&mut sql, " AND occurred_at < ?");
+    }
+    if query.request_id.is_some() {
+        condition(&mut sql, " AND request_id = ?");
+    }
+    if query.before_seq.is_some() {
+        condition(&mut sql, " AND seq < ?");
+    }
+    condition(&mut sql, " ORDER BY seq DESC LIMIT ?");
+    sql
 }

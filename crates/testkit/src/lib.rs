@@ -3,6 +3,8 @@
 //! Redis. When a variable is set but its service cannot be reached, helpers panic: a test run must never
 //! quietly fall back to fewer backends than it was asked for.
 
+pub mod http;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -242,6 +244,25 @@ impl TestApp {
                 return mail;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Runs `sql` (one or more statements) straight on the database, around the application: for tests that
+    /// play an attacker with database access.
+    pub async fn execute_raw_sql(&self, sql: &str) -> Result<(), sqlx::Error> {
+        let url = self.config.database_url();
+        let url = secrecy::ExposeSecret::expose_secret(&url);
+        match self.state.store.backend() {
+            dashtam_domain::ports::StoreBackend::Sqlite => {
+                let mut connection = sqlx::SqliteConnection::connect(url).await?;
+                sqlx::raw_sql(sql).execute(&mut connection).await?;
+                connection.close().await
+            }
+            dashtam_domain::ports::StoreBackend::Postgres => {
+                let mut connection = sqlx::PgConnection::connect(url).await?;
+                sqlx::raw_sql(sql).execute(&mut connection).await?;
+                connection.close().await
+            }
         }
     }
 

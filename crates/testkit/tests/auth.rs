@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use dashtam_testkit::http::*;
 use dashtam_testkit::{TestApp, TestDatabase};
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "correct horse battery staple";
 const NEW_PASSWORD: &str = "a different long passphrase";
 
 async fn spawn() -> TestApp {
@@ -16,111 +16,6 @@ async fn spawn() -> TestApp {
 
 async fn spawn_with(configure: impl FnOnce(&mut dashtam_server::Config)) -> TestApp {
     TestApp::spawn_configured(TestDatabase::preferred().await, configure).await
-}
-
-async fn post(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
-    send(app.client.post(app.url(path)).json(&body)).await
-}
-
-async fn post_as(app: &TestApp, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-    send(app.client.post(app.url(path)).bearer_auth(token).json(&body)).await
-}
-
-async fn get_as(app: &TestApp, token: &str, path: &str) -> (StatusCode, Value) {
-    send(app.client.get(app.url(path)).bearer_auth(token)).await
-}
-
-async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
-    let response = request.send().await.expect("request");
-    let status = response.status();
-    let body = response.json().await.unwrap_or(Value::Null);
-    (status, body)
-}
-
-/// The decoded text of every email sent to `to`, oldest first.
-async fn mail_to(app: &TestApp, to: &str, at_least: usize) -> Vec<String> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let mail: Vec<String> = app
-            .sent_mail()
-            .into_iter()
-            .map(|raw| if raw.contains("quoted-printable") { decode_quoted_printable(&raw) } else { raw })
-            .filter(|text| text.lines().any(|line| line.starts_with("To:") && line.contains(&to.to_lowercase())))
-            .collect();
-        if mail.len() >= at_least || std::time::Instant::now() > deadline {
-            return mail;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-fn decode_quoted_printable(raw: &str) -> String {
-    let joined = raw.replace("=\r\n", "").replace("=\n", "");
-    let bytes = joined.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'='
-            && index + 2 < bytes.len()
-            && let Ok(byte) = u8::from_str_radix(&joined[index + 1..index + 3], 16)
-        {
-            decoded.push(byte);
-            index += 3;
-            continue;
-        }
-        decoded.push(bytes[index]);
-        index += 1;
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
-}
-
-/// The token in the newest email to `to` that links to `page`.
-async fn token_from_mail(app: &TestApp, to: &str, page: &str, at_least: usize) -> String {
-    let mail = mail_to(app, to, at_least).await;
-    let needle = format!("{page}?token=");
-    mail.iter()
-        .rev()
-        .find_map(|text| text.split(&needle).nth(1).map(|rest| rest.chars().take(43).collect::<String>()))
-        .unwrap_or_else(|| panic!("no {page} link in mail to {to}: {mail:?}"))
-}
-
-async fn register(app: &TestApp, email: &str) {
-    let (status, body) =
-        post(app, "/api/v1/auth/register", json!({"email": email, "password": PASSWORD, "name": "Ada"})).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-}
-
-async fn verified_user(app: &TestApp, email: &str) {
-    register(app, email).await;
-    let token = token_from_mail(app, email, "verify-email", 1).await;
-    let (status, body) = post(app, "/api/v1/auth/verify-email", json!({"token": token})).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-}
-
-struct Tokens {
-    access: String,
-    refresh: String,
-}
-
-async fn login(app: &TestApp, email: &str, password: &str) -> (StatusCode, Value) {
-    post(app, "/api/v1/auth/login", json!({"email": email, "password": password})).await
-}
-
-async fn logged_in(app: &TestApp, email: &str) -> Tokens {
-    let (status, body) = login(app, email, PASSWORD).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    tokens(&body)
-}
-
-fn tokens(body: &Value) -> Tokens {
-    Tokens {
-        access: body["access_token"].as_str().expect("access token").to_owned(),
-        refresh: body["refresh_token"].as_str().expect("refresh token").to_owned(),
-    }
-}
-
-fn code(body: &Value) -> &str {
-    body["code"].as_str().unwrap_or_default()
 }
 
 #[tokio::test]

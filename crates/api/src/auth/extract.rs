@@ -2,12 +2,15 @@
 //! session is live, account enabled and token version current.
 
 use axum::extract::{FromRef, FromRequestParts};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use dashtam_domain::User;
+use dashtam_domain::audit::{AuditAction, AuditEvent, AuditOutcome};
 use dashtam_domain::auth::Principal;
+use dashtam_domain::{RequestContext, Role};
 
 use super::errors::{TokenUse, auth_problem, unauthorized};
+use crate::context::request_context;
 use crate::problem::Problem;
 use crate::state::AppState;
 
@@ -18,6 +21,8 @@ pub struct AuthUser {
     pub principal: Principal,
     /// The account.
     pub user: User,
+    /// The request's context, signed in as this caller.
+    pub context: RequestContext,
 }
 
 impl<S> FromRequestParts<S> for AuthUser
@@ -37,7 +42,8 @@ where
             .authenticate(token)
             .await
             .map_err(|error| auth_problem(error, TokenUse::Credential, "password"))?;
-        Ok(Self { principal, user })
+        let context = request_context(parts).signed_in(principal.user_id, principal.session_id);
+        Ok(Self { principal, user, context })
     }
 }
 
@@ -47,4 +53,29 @@ fn bearer_token(parts: &Parts) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// An authenticated administrator. Anyone else is refused with `403 forbidden`, and the refusal is audited.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub AuthUser);
+
+impl<S> FromRequestParts<S> for AdminUser
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = AuthUser::from_request_parts(parts, state).await?;
+        // The role as stored now, not as the token was issued: a demotion takes effect at once.
+        if caller.user.role == Role::Admin {
+            return Ok(Self(caller));
+        }
+        let state = AppState::from_ref(state);
+        let event = AuditEvent::new(AuditAction::AccessDenied, AuditOutcome::Denied).detail("required_role", "admin");
+        state.audit.record(&caller.context, event).await?;
+        Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden")
+            .with_detail("This action needs the administrator role."))
+    }
 }

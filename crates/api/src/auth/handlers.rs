@@ -1,13 +1,10 @@
 //! The authentication endpoints. Each parses and validates its body, calls the service, and shapes the
 //! answer; the rules live in `dashtam_domain::auth`.
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
-use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
-use dashtam_domain::auth::{AuthError, ClientInfo, TokenPair};
+use axum::extract::State;
+use axum::http::StatusCode;
+use dashtam_domain::auth::{AuthError, TokenPair};
 use dashtam_domain::{Email, UserName};
 use secrecy::ExposeSecret;
 use utoipa_axum::router::OpenApiRouter;
@@ -19,12 +16,10 @@ use super::dto::{
 };
 use super::errors::{TokenUse, auth_problem};
 use super::extract::AuthUser;
+use crate::context::Context;
 use crate::extract::ValidJson;
 use crate::problem::{Problem, ProblemDocument};
 use crate::state::AppState;
-
-/// The longest `User-Agent` kept; longer ones are cut before storing.
-const MAX_USER_AGENT: usize = 512;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -38,25 +33,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reset_password))
         .routes(routes!(me, update_me))
         .routes(routes!(change_password))
-}
-
-/// The client's user agent and address. (Trusted-proxy handling of `X-Forwarded-For` comes with the
-/// sessions feature; until then the socket's peer address is used.)
-pub(crate) struct Client(ClientInfo);
-
-impl<S: Send + Sync> FromRequestParts<S> for Client {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|value| value.to_str().ok())
-            .map(|agent| agent.chars().take(MAX_USER_AGENT).collect());
-        let ip_address =
-            parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip().to_string());
-        Ok(Self(ClientInfo { user_agent, ip_address }))
-    }
 }
 
 fn credential_problem(error: AuthError) -> Problem {
@@ -89,13 +65,14 @@ const ACCEPTED_REGISTRATION: &str =
     ))]
 pub(crate) async fn register(
     State(state): State<AppState>,
+    Context(context): Context,
     ValidJson(body): ValidJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<MessageResponse>), Problem> {
     let email = parsed_email(&body.email)?;
     let name = UserName::parse(&body.name).map_err(|_| Problem::validation(Vec::new()))?;
     state
         .auth
-        .register(email, body.password, name)
+        .register(email, body.password, name, &context)
         .await
         .map_err(|error| auth_problem(error, TokenUse::OneTime, "password"))?;
     Ok((StatusCode::CREATED, Json(MessageResponse { message: ACCEPTED_REGISTRATION })))
@@ -109,9 +86,14 @@ pub(crate) async fn register(
     ))]
 pub(crate) async fn verify_email(
     State(state): State<AppState>,
+    Context(context): Context,
     ValidJson(body): ValidJson<TokenRequest>,
 ) -> Result<Json<MessageResponse>, Problem> {
-    state.auth.verify_email(&body.token).await.map_err(|error| auth_problem(error, TokenUse::OneTime, "password"))?;
+    state
+        .auth
+        .verify_email(&body.token, &context)
+        .await
+        .map_err(|error| auth_problem(error, TokenUse::OneTime, "password"))?;
     Ok(Json(MessageResponse { message: "Your email address is verified. You can log in now." }))
 }
 
@@ -123,9 +105,10 @@ pub(crate) async fn verify_email(
     ))]
 pub(crate) async fn resend_verification(
     State(state): State<AppState>,
+    Context(context): Context,
     ValidJson(body): ValidJson<EmailRequest>,
 ) -> Result<(StatusCode, Json<MessageResponse>), Problem> {
-    state.auth.resend_verification(&parsed_email(&body.email)?).await.map_err(credential_problem)?;
+    state.auth.resend_verification(&parsed_email(&body.email)?, &context).await.map_err(credential_problem)?;
     let message = "If the address belongs to an unverified account, a new verification email is on its way.";
     Ok((StatusCode::ACCEPTED, Json(MessageResponse { message })))
 }
@@ -141,11 +124,11 @@ pub(crate) async fn resend_verification(
     ))]
 pub(crate) async fn login(
     State(state): State<AppState>,
-    Client(client): Client,
+    Context(context): Context,
     ValidJson(body): ValidJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, Problem> {
     let email = Email::parse(&body.email).ok();
-    let (user, pair) = state.auth.login(email.as_ref(), &body.password, &client).await.map_err(credential_problem)?;
+    let (user, pair) = state.auth.login(email.as_ref(), &body.password, &context).await.map_err(credential_problem)?;
     let tokens = tokens(pair);
     Ok(Json(LoginResponse {
         access_token: tokens.access_token,
@@ -164,10 +147,10 @@ pub(crate) async fn login(
     ))]
 pub(crate) async fn refresh(
     State(state): State<AppState>,
-    Client(client): Client,
+    Context(context): Context,
     ValidJson(body): ValidJson<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, Problem> {
-    let pair = state.auth.refresh(&body.refresh_token, &client).await.map_err(credential_problem)?;
+    let pair = state.auth.refresh(&body.refresh_token, &context).await.map_err(credential_problem)?;
     Ok(Json(tokens(pair)))
 }
 
@@ -180,10 +163,10 @@ pub(crate) async fn refresh(
     ))]
 pub(crate) async fn logout(
     State(state): State<AppState>,
-    AuthUser { principal, .. }: AuthUser,
+    AuthUser { principal, context, .. }: AuthUser,
     ValidJson(_body): ValidJson<LogoutRequest>,
 ) -> Result<Json<MessageResponse>, Problem> {
-    state.auth.logout(&principal).await.map_err(credential_problem)?;
+    state.auth.logout(&principal, &context).await.map_err(credential_problem)?;
     Ok(Json(MessageResponse { message: "Logged out." }))
 }
 
@@ -195,9 +178,10 @@ pub(crate) async fn logout(
     ))]
 pub(crate) async fn request_password_reset(
     State(state): State<AppState>,
+    Context(context): Context,
     ValidJson(body): ValidJson<EmailRequest>,
 ) -> Result<(StatusCode, Json<MessageResponse>), Problem> {
-    state.auth.request_password_reset(&parsed_email(&body.email)?).await.map_err(credential_problem)?;
+    state.auth.request_password_reset(&parsed_email(&body.email)?, &context).await.map_err(credential_problem)?;
     let message = "If the address belongs to an account, a password-reset email is on its way.";
     Ok((StatusCode::ACCEPTED, Json(MessageResponse { message })))
 }
@@ -211,11 +195,12 @@ pub(crate) async fn request_password_reset(
     ))]
 pub(crate) async fn reset_password(
     State(state): State<AppState>,
+    Context(context): Context,
     ValidJson(body): ValidJson<ResetPasswordRequest>,
 ) -> Result<Json<MessageResponse>, Problem> {
     state
         .auth
-        .reset_password(&body.token, &body.new_password)
+        .reset_password(&body.token, &body.new_password, &context)
         .await
         .map_err(|error| auth_problem(error, TokenUse::OneTime, "new_password"))?;
     Ok(Json(MessageResponse { message: "Your password has been changed. Log in with the new one." }))
@@ -241,11 +226,11 @@ pub(crate) async fn me(AuthUser { user, .. }: AuthUser) -> Json<UserResponse> {
     ))]
 pub(crate) async fn update_me(
     State(state): State<AppState>,
-    AuthUser { principal, .. }: AuthUser,
+    AuthUser { principal, context, .. }: AuthUser,
     ValidJson(body): ValidJson<UpdateMeRequest>,
 ) -> Result<Json<UserResponse>, Problem> {
     let name = UserName::parse(&body.name).map_err(|_| Problem::validation(Vec::new()))?;
-    let user = state.auth.rename(&principal, &name).await.map_err(credential_problem)?;
+    let user = state.auth.rename(&principal, &name, &context).await.map_err(credential_problem)?;
     Ok(Json(UserResponse::from(&user)))
 }
 
@@ -260,12 +245,12 @@ pub(crate) async fn update_me(
     ))]
 pub(crate) async fn change_password(
     State(state): State<AppState>,
-    AuthUser { principal, .. }: AuthUser,
+    AuthUser { principal, context, .. }: AuthUser,
     ValidJson(body): ValidJson<ChangePasswordRequest>,
 ) -> Result<Json<MessageResponse>, Problem> {
     state
         .auth
-        .change_password(&principal, &body.current_password, &body.new_password)
+        .change_password(&principal, &body.current_password, &body.new_password, &context)
         .await
         .map_err(|error| auth_problem(error, TokenUse::Credential, "new_password"))?;
     Ok(Json(MessageResponse { message: "Your password has been changed. Your other sessions have ended." }))

@@ -5,5 +5,5 @@ mod errors;
 mod extract;
 mod handlers;
 
-pub use extract::AuthUser;
+pub use extract::{AdminUser, AuthUser};
 pub(crate) use handlers::routes;

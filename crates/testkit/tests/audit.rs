@@ -1,0 +1,355 @@
+//! The audit log (API.md §7) end to end: each audited action writes exactly its entry with the request's id;
+//! failures survive their rolled-back transactions; the chain detects edits, deletions and truncation on
+//! SQLite and PostgreSQL; the admin listing filters and pages.
+
+use axum::http::StatusCode;
+use dashtam_domain::audit::{AuditQuery, ChainBreak, VerifyError};
+use dashtam_domain::context::RequestContext;
+use dashtam_domain::password::Password;
+use dashtam_domain::{Email, Role, UserName};
+use dashtam_testkit::http::*;
+use dashtam_testkit::{Backend, TestApp, TestDatabase};
+use serde_json::{Value, json};
+
+/// Sends `request` with a chosen request id and returns status, body and the id the response carried.
+async fn send_with_id(request: reqwest::RequestBuilder, request_id: &str) -> (StatusCode, Value, String) {
+    let response = request.header("x-request-id", request_id).send().await.expect("request");
+    let status = response.status();
+    let echoed =
+        response.headers().get("x-request-id").and_then(|value| value.to_str().ok()).unwrap_or_default().to_owned();
+    (status, response.json().await.unwrap_or(Value::Null), echoed)
+}
+
+/// The entries written for one request id, oldest first.
+async fn entries_for(app: &TestApp, request_id: &str) -> Vec<dashtam_domain::audit::AuditEntry> {
+    let query = AuditQuery { request_id: Some(request_id.to_owned()), limit: 100, ..AuditQuery::default() };
+    let mut entries = app.state.audit.query(&query).await.expect("read the audit log");
+    entries.reverse();
+    entries
+}
+
+/// Asserts that `request_id` wrote exactly one entry, with this action and outcome, and returns it.
+async fn only_entry(app: &TestApp, request_id: &str, action: &str, outcome: &str) -> dashtam_domain::audit::AuditEntry {
+    let entries = entries_for(app, request_id).await;
+    let summary: Vec<(&str, &str)> =
+        entries.iter().map(|entry| (entry.action.as_str(), entry.outcome.as_str())).collect();
+    assert_eq!(summary, vec![(action, outcome)], "entries of request {request_id}");
+    entries.into_iter().next().expect("one entry")
+}
+
+async fn admin_token(app: &TestApp, email: &str) -> String {
+    let context = RequestContext::command_line("user create");
+    app.state
+        .auth
+        .create_verified_user(
+            Email::parse(email).expect("email"),
+            UserName::parse("Admin").expect("name"),
+            &Password::new(PASSWORD.to_owned()),
+            Role::Admin,
+            &context,
+        )
+        .await
+        .expect("create admin");
+    logged_in(app, email).await.access
+}
+
+#[tokio::test]
+async fn every_authentication_action_writes_its_entry_with_the_request_id_and_context() {
+    let app = TestApp::spawn().await;
+    let client = &app.client;
+
+    let (status, _, echoed) = send_with_id(
+        client
+            .post(app.url("/api/v1/auth/register"))
+            .header("user-agent", "AuditTest/1.0")
+            .json(&json!({"email": "ada@example.com", "password": PASSWORD, "name": "Ada"})),
+        "req-register",
+    )
+    .await;
+    assert_eq!((status, echoed.as_str()), (StatusCode::CREATED, "req-register"));
+    let registered = only_entry(&app, "req-register", "user.registered", "success").await;
+    assert_eq!(registered.method.as_deref(), Some("POST"));
+    assert_eq!(registered.route.as_deref(), Some("/api/v1/auth/register"));
+    assert_eq!(registered.path.as_deref(), Some("/api/v1/auth/register"));
+    assert_eq!(registered.ip_address.as_deref(), Some("127.0.0.1"));
+    assert_eq!(registered.user_agent.as_deref(), Some("AuditTest/1.0"));
+    assert_eq!(registered.actor, "anonymous");
+    let user_id = registered.user_id.expect("about the new user");
+
+    let token = token_from_mail(&app, "ada@example.com", "verify-email", 1).await;
+    let request = client.post(app.url("/api/v1/auth/verify-email")).json(&json!({"token": token}));
+    assert_eq!(send_with_id(request, "req-verify").await.0, StatusCode::OK);
+    assert_eq!(only_entry(&app, "req-verify", "user.email_verified", "success").await.user_id, Some(user_id));
+
+    let request = client.post(app.url("/api/v1/auth/verify-email")).json(&json!({"token": token}));
+    assert_eq!(send_with_id(request, "req-verify-again").await.0, StatusCode::BAD_REQUEST);
+    only_entry(&app, "req-verify-again", "user.email_verified", "failure").await;
+
+    // A failed login's entry survives, though nothing else of that request is kept.
+    let request = client
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"email": "ada@example.com", "password": "wrong password entirely"}));
+    assert_eq!(send_with_id(request, "req-login-bad").await.0, StatusCode::UNAUTHORIZED);
+    let failed = only_entry(&app, "req-login-bad", "auth.login", "failure").await;
+    assert_eq!(failed.user_id, Some(user_id));
+    assert!(failed.details.contains("wrong_password"), "{}", failed.details);
+    assert!(!failed.details.contains("wrong password entirely"), "no password in the log");
+
+    let request = client
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"email": "nobody@example.com", "password": "whatever it is"}));
+    assert_eq!(send_with_id(request, "req-login-unknown").await.0, StatusCode::UNAUTHORIZED);
+    let unknown = only_entry(&app, "req-login-unknown", "auth.login", "failure").await;
+    assert!(unknown.details.contains("unknown_account") && unknown.user_id.is_none(), "{unknown:?}");
+
+    let request =
+        client.post(app.url("/api/v1/auth/login")).json(&json!({"email": "ada@example.com", "password": PASSWORD}));
+    let (status, body, _) = send_with_id(request, "req-login").await;
+    assert_eq!(status, StatusCode::OK);
+    let login = only_entry(&app, "req-login", "auth.login", "success").await;
+    let session_id = login.session_id.expect("the new session");
+    let first = tokens(&body);
+
+    let request = client.post(app.url("/api/v1/auth/refresh")).json(&json!({"refresh_token": first.refresh}));
+    let (status, body, _) = send_with_id(request, "req-refresh").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(only_entry(&app, "req-refresh", "auth.refresh", "success").await.session_id, Some(session_id));
+    let second = tokens(&body);
+
+    let request = client.patch(app.url("/api/v1/auth/me")).bearer_auth(&second.access).json(&json!({"name": "Ada L."}));
+    assert_eq!(send_with_id(request, "req-rename").await.0, StatusCode::OK);
+    let renamed = only_entry(&app, "req-rename", "user.profile_updated", "success").await;
+    assert_eq!((renamed.actor.clone(), renamed.session_id), (user_id.to_string(), Some(session_id)));
+
+    let request = client
+        .post(app.url("/api/v1/auth/change-password"))
+        .bearer_auth(&second.access)
+        .json(&json!({"current_password": "not my password at all", "new_password": "another long passphrase"}));
+    assert_eq!(send_with_id(request, "req-change-bad").await.0, StatusCode::BAD_REQUEST);
+    only_entry(&app, "req-change-bad", "auth.password_changed", "failure").await;
+
+    let request = client
+        .post(app.url("/api/v1/auth/change-password"))
+        .bearer_auth(&second.access)
+        .json(&json!({"current_password": PASSWORD, "new_password": "another long passphrase"}));
+    assert_eq!(send_with_id(request, "req-change").await.0, StatusCode::OK);
+    only_entry(&app, "req-change", "auth.password_changed", "success").await;
+
+    let request = client.post(app.url("/api/v1/auth/logout")).bearer_auth(&second.access).json(&json!({}));
+    assert_eq!(send_with_id(request, "req-logout").await.0, StatusCode::OK);
+    assert_eq!(only_entry(&app, "req-logout", "auth.logout", "success").await.session_id, Some(session_id));
+
+    let request =
+        client.post(app.url("/api/v1/auth/request-password-reset")).json(&json!({"email": "ada@example.com"}));
+    assert_eq!(send_with_id(request, "req-reset-request").await.0, StatusCode::ACCEPTED);
+    only_entry(&app, "req-reset-request", "auth.password_reset_requested", "success").await;
+    let reset_token = token_from_mail(&app, "ada@example.com", "reset-password", 4).await;
+    let request = client
+        .post(app.url("/api/v1/auth/reset-password"))
+        .json(&json!({"token": reset_token, "new_password": "a third long passphrase"}));
+    assert_eq!(send_with_id(request, "req-reset").await.0, StatusCode::OK);
+    only_entry(&app, "req-reset", "auth.password_reset", "success").await;
+
+    let report = app.state.audit.verify().await.expect("the chain verifies");
+    assert_eq!(report.entries, 13, "one entry per request above");
+}
+
+#[tokio::test]
+async fn refresh_token_reuse_and_lockout_are_recorded() {
+    let app = TestApp::spawn_configured(TestDatabase::preferred().await, |config| {
+        config.auth.lockout_threshold = 2;
+        config.auth.refresh_retry_grace = std::time::Duration::ZERO;
+    })
+    .await;
+    verified_user(&app, "bob@example.com").await;
+    let first = logged_in(&app, "bob@example.com").await;
+    let (status, _) = post(&app, "/api/v1/auth/refresh", json!({"refresh_token": first.refresh})).await;
+    assert_eq!(status, StatusCode::OK);
+    let request = app.client.post(app.url("/api/v1/auth/refresh")).json(&json!({"refresh_token": first.refresh}));
+    let (status, body, _) = send_with_id(request, "req-reuse").await;
+    assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "refresh_token_reused"));
+    let reuse = only_entry(&app, "req-reuse", "auth.refresh_token_reuse", "denied").await;
+    assert!(reuse.session_id.is_some() && reuse.details.contains("\"session_ended\":true"), "{reuse:?}");
+
+    for attempt in ["req-bad-1", "req-bad-2"] {
+        let request = app
+            .client
+            .post(app.url("/api/v1/auth/login"))
+            .json(&json!({"email": "bob@example.com", "password": "not the password"}));
+        assert_eq!(send_with_id(request, attempt).await.0, StatusCode::UNAUTHORIZED);
+    }
+    let entries = entries_for(&app, "req-bad-2").await;
+    let actions: Vec<(&str, &str)> =
+        entries.iter().map(|entry| (entry.action.as_str(), entry.outcome.as_str())).collect();
+    assert_eq!(actions, vec![("auth.login", "failure"), ("auth.lockout", "success")]);
+    let request =
+        app.client.post(app.url("/api/v1/auth/login")).json(&json!({"email": "bob@example.com", "password": PASSWORD}));
+    assert_eq!(send_with_id(request, "req-locked").await.0, StatusCode::LOCKED);
+    assert!(only_entry(&app, "req-locked", "auth.login", "denied").await.details.contains("account_locked"));
+}
+
+#[tokio::test]
+async fn admins_list_filter_and_page_the_log_and_users_are_refused_and_recorded() {
+    let app = TestApp::spawn().await;
+    let admin = admin_token(&app, "root@example.com").await;
+    verified_user(&app, "carol@example.com").await;
+    let carol = logged_in(&app, "carol@example.com").await;
+
+    let request = app.client.get(app.url("/api/v1/admin/audit-logs")).bearer_auth(&carol.access);
+    let (status, body, _) = send_with_id(request, "req-snoop").await;
+    assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
+    let denied = only_entry(&app, "req-snoop", "access.denied", "denied").await;
+    assert_eq!(denied.route.as_deref(), Some("/api/v1/admin/audit-logs"));
+
+    let (status, page) = get_as(&app, &admin, "/api/v1/admin/audit-logs?action=auth.login&limit=1").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["action"], "auth.login");
+    assert!(items[0]["occurred_at"].as_str().is_some_and(|at| at.ends_with('Z')));
+    let cursor = page["next_cursor"].as_str().expect("a second login entry exists");
+    let (status, next) =
+        get_as(&app, &admin, &format!("/api/v1/admin/audit-logs?action=auth.login&limit=1&cursor={cursor}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(next["items"][0]["id"], items[0]["id"]);
+    assert!(next["items"][0]["seq"].as_i64() < items[0]["seq"].as_i64());
+
+    let (_, by_request) = get_as(&app, &admin, "/api/v1/admin/audit-logs?request_id=req-snoop").await;
+    assert_eq!(by_request["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(by_request["next_cursor"], Value::Null);
+
+    for bad in [
+        "action=nope",
+        "limit=0",
+        "limit=201",
+        "cursor=garbage",
+        "user_id=not-a-uuid",
+        "from=2026-01-01T00:00:00",
+        "surprise=1",
+    ] {
+        let (status, body) = get_as(&app, &admin, &format!("/api/v1/admin/audit-logs?{bad}")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+    }
+    let (status, body) = get_as(&app, &admin, "/api/v1/admin/audit-logs?from=2026-01-02&to=2026-01-01").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
+
+/// Makes a few entries and returns the app, for tampering.
+async fn app_with_history(database: TestDatabase) -> TestApp {
+    let app = TestApp::spawn_configured(database, |_| {}).await;
+    verified_user(&app, "dave@example.com").await;
+    for _ in 0..2 {
+        logged_in(&app, "dave@example.com").await;
+    }
+    let report = app.state.audit.verify().await.expect("an untouched chain verifies");
+    assert!(report.entries >= 4, "{report:?}");
+    app
+}
+
+/// SQL that runs with the append-only triggers out of the way, as an attacker with full database access would.
+fn bypassing_triggers(app: &TestApp, statement: &str) -> String {
+    match app.state.store.backend() {
+        dashtam_domain::ports::StoreBackend::Sqlite => {
+            format!("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete; {statement};")
+        }
+        dashtam_domain::ports::StoreBackend::Postgres => {
+            format!("SET session_replication_role = replica; {statement}; SET session_replication_role = origin;")
+        }
+    }
+}
+
+async fn another_database(backend: Backend) -> TestDatabase {
+    match backend {
+        Backend::Sqlite => TestDatabase::sqlite(),
+        Backend::Postgres => TestDatabase::postgres().await.expect("PostgreSQL is configured"),
+    }
+}
+
+async fn broken_chain(app: &TestApp) -> ChainBreak {
+    match app.state.audit.verify().await {
+        Err(VerifyError::Broken(broken)) => broken,
+        other => panic!("expected a broken chain, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_log_is_append_only_and_tampering_is_detected_on_every_backend() {
+    for database in TestDatabase::every_backend().await {
+        let backend = database.backend;
+        // The triggers refuse edits and deletions outright.
+        let app = app_with_history(database).await;
+        assert!(app.execute_raw_sql("UPDATE audit_log SET outcome = 'success' WHERE seq = 1").await.is_err());
+        assert!(app.execute_raw_sql("DELETE FROM audit_log WHERE seq = 1").await.is_err());
+        app.state.audit.verify().await.expect("refused changes left the chain intact");
+
+        // An edited entry.
+        app.execute_raw_sql(&bypassing_triggers(&app, "UPDATE audit_log SET ip_address = '10.9.9.9' WHERE seq = 2"))
+            .await
+            .expect("tamper");
+        assert_eq!(broken_chain(&app).await, ChainBreak::HashMismatch { seq: 2 });
+        drop(app);
+
+        // A deleted entry in the middle.
+        let app = app_with_history(another_database(backend).await).await;
+        app.execute_raw_sql(&bypassing_triggers(&app, "DELETE FROM audit_log WHERE seq = 2")).await.expect("tamper");
+        assert_eq!(broken_chain(&app).await, ChainBreak::Gap { expected: 2, found: 3 });
+        drop(app);
+    }
+}
+
+#[tokio::test]
+async fn removing_the_newest_entries_or_forging_the_head_is_detected() {
+    for database in TestDatabase::every_backend().await {
+        let app = app_with_history(database).await;
+        let head = app.state.audit.head().await.expect("head");
+        app.execute_raw_sql(&bypassing_triggers(&app, &format!("DELETE FROM audit_log WHERE seq = {}", head.seq)))
+            .await
+            .expect("truncate");
+        assert_eq!(broken_chain(&app).await, ChainBreak::HeadMismatch { last: head.seq - 1, head: head.seq });
+
+        // Pointing the head back at the new last entry without the sealing key is caught by the seal.
+        let previous = app.state.audit.query(&AuditQuery { limit: 1, ..AuditQuery::default() }).await.expect("read");
+        let last = &previous[0];
+        app.execute_raw_sql(&format!(
+            "UPDATE audit_chain SET head_seq = {}, head_hash = '{}' WHERE id = 1",
+            last.seq, last.hash
+        ))
+        .await
+        .expect("forge the head");
+        assert_eq!(broken_chain(&app).await, ChainBreak::BadSeal { which: "head" });
+    }
+}
+
+#[tokio::test]
+async fn purging_keeps_the_rest_verifiable_and_concurrent_writers_keep_one_chain() {
+    for database in TestDatabase::every_backend().await {
+        let app = app_with_history(database).await;
+        let before = app.state.audit.verify().await.expect("verifies");
+        let context = RequestContext::command_line("test purge");
+        let future = app.state.clock.now() + time::Duration::seconds(1);
+        let deleted = app.state.audit.purge_before(future, &context).await.expect("purge");
+        assert_eq!(deleted, before.entries);
+        let after = app.state.audit.verify().await.expect("still verifies after the purge");
+        assert_eq!((after.entries, after.checkpoint.seq), (1, before.head.seq), "only the purge's own entry");
+
+        // Entries at or before the checkpoint may go; later ones stay protected.
+        assert!(app.execute_raw_sql("DELETE FROM audit_log WHERE seq > 0").await.is_err());
+
+        let writers = (0..20).map(|index| {
+            let audit = app.state.audit.clone();
+            async move {
+                let event = dashtam_domain::audit::AuditEvent::new(
+                    dashtam_domain::audit::AuditAction::KeysRotated,
+                    dashtam_domain::audit::AuditOutcome::Success,
+                )
+                .detail("writer", index);
+                audit.record(&RequestContext::command_line("test"), event).await
+            }
+        });
+        for written in futures::future::join_all(writers).await {
+            written.expect("write");
+        }
+        let report = app.state.audit.verify().await.expect("concurrent appends form one chain");
+        assert_eq!(report.entries, 21);
+    }
+}
