@@ -1,6 +1,8 @@
 //! Adapters from Dashtam's ports to the outside world.
 
 pub mod access_tokens;
+pub mod encryption;
+pub mod keyring;
 pub mod mail;
 pub mod opaque_tokens;
 pub mod password_hashing;

@@ -6,7 +6,8 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use dashtam_adapters::access_tokens::{KeyringEntry, MIN_SIGNING_KEY_BYTES, parse_keyring};
+use dashtam_adapters::access_tokens::SIGNING_KEY_LENGTH;
+use dashtam_adapters::keyring::{KeyringEntry, parse_keyring};
 use dashtam_adapters::opaque_tokens::{OpaqueTokens, generate_secret_base64};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -31,7 +32,7 @@ pub fn load(config: &Config) -> anyhow::Result<Keys> {
         Some(keyring) => keyring.clone(),
         None => development_key(config, &keys_dir, "signing", |secret| format!("dev1:{secret}"))?,
     };
-    let signing = parse_keyring(&signing, MIN_SIGNING_KEY_BYTES)
+    let signing = parse_keyring(&signing, SIGNING_KEY_LENGTH)
         .map_err(|error| anyhow::anyhow!("DASHTAM_KEYS__SIGNING (keys.signing): {error}"))?;
     let token_hash = match &config.keys.token_hash {
         Some(secret) => secret.clone(),
