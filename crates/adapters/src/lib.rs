@@ -2,6 +2,8 @@
 
 pub mod access_tokens;
 pub mod audit_seal;
+pub mod encryption;
+pub mod keyring;
 pub mod mail;
 pub mod opaque_tokens;
 pub mod password_hashing;

@@ -51,10 +51,7 @@ impl OpaqueTokens {
     /// Uses `key` (base64, standard or URL-safe, at least 32 bytes) as the HMAC secret.
     pub fn from_base64(key: &SecretString) -> Result<Self, TokenHashKeyError> {
         let text = key.expose_secret().trim();
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
-            .map_err(|_| TokenHashKeyError::NotBase64)?;
+        let bytes = crate::keyring::decode_base64_key(text).ok_or(TokenHashKeyError::NotBase64)?;
         if bytes.len() < MIN_HASH_KEY_BYTES {
             return Err(TokenHashKeyError::TooShort(bytes.len()));
         }

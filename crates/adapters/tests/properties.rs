@@ -1,6 +1,6 @@
 //! Property tests for the adapters' parsers of outside input: presented opaque tokens (refresh and one-time),
-//! presented access tokens (JWTs), and the key material read from configuration (keyrings and the
-//! token-hash key).
+//! presented access tokens (JWTs), the key material read from configuration (keyrings and the token-hash
+//! key), and stored encrypted secrets.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -8,10 +8,13 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::engine::{GeneralPurpose, GeneralPurposeConfig};
-use dashtam_adapters::access_tokens::{AccessTokens, KeyringEntry, KeyringError, MIN_SIGNING_KEY_BYTES, parse_keyring};
+use dashtam_adapters::access_tokens::{AccessTokens, SIGNING_KEY_LENGTH};
+use dashtam_adapters::encryption::{EncryptionKeyring, FORMAT_VERSION};
+use dashtam_adapters::keyring::{KeyLength, KeyringEntry, KeyringError, parse_keyring};
 use dashtam_adapters::opaque_tokens::{
     MIN_HASH_KEY_BYTES, OpaqueTokens, TOKEN_TEXT_LEN, TokenHashKeyError, generate_secret_base64,
 };
+use dashtam_domain::secrets::{SecretCipherError, SecretLocation};
 use dashtam_domain::tokens::{AccessTokenCodec, AccessTokenError, MalformedToken, OpaqueTokenIssuer};
 use dashtam_domain::{Role, SessionId, UserId};
 use proptest::prelude::*;
@@ -167,13 +170,13 @@ proptest! {
     #![proptest_config(config())]
 
     /// Arbitrary keyring text never panics, and the outcome is consistent: `Ok` has at least one entry with
-    /// distinct valid kids and long-enough keys; a `TooShort` reports a length below the minimum.
+    /// distinct valid kids and long-enough keys; a `WrongLength` reports a length below the minimum.
     #[test]
     fn parse_keyring_never_panics_and_is_consistent(
         text in prop_oneof![any::<String>(), "[a-z0-9:,= ]{0,40}", "([a-z]{1,3}:[A-Za-z0-9+/=]{0,50},?){0,3}"],
         min in 0_usize..40,
     ) {
-        match parse_keyring(&SecretString::from(text.clone()), min) {
+        match parse_keyring(&SecretString::from(text.clone()), KeyLength::AtLeast(min)) {
             Ok(entries) => {
                 prop_assert!(!entries.is_empty());
                 let kids: HashSet<&str> = entries.iter().map(|entry| entry.kid.as_str()).collect();
@@ -185,7 +188,10 @@ proptest! {
                 }
             }
             Err(KeyringError::Empty) => prop_assert!(text.split(',').all(|entry| entry.trim().is_empty())),
-            Err(KeyringError::TooShort { len, .. }) => prop_assert!(len < min),
+            Err(KeyringError::WrongLength { len, required, .. }) => {
+                prop_assert_eq!(required, KeyLength::AtLeast(min));
+                prop_assert!(len < min);
+            }
             Err(KeyringError::NotKidColonKey(position) | KeyringError::InvalidKid(position)) => {
                 prop_assert!(position >= 1);
             }
@@ -210,7 +216,7 @@ proptest! {
             text.push_str(&format!("{kid}:{}", encode_key(key, *style)));
         }
         text.push_str(", ");
-        let entries = parse_keyring(&SecretString::from(text), MIN_SIGNING_KEY_BYTES).expect("a valid keyring");
+        let entries = parse_keyring(&SecretString::from(text), SIGNING_KEY_LENGTH).expect("a valid keyring");
         prop_assert_eq!(entries.len(), keys.len());
         for (entry, (kid, key, _)) in entries.iter().zip(&keys) {
             prop_assert_eq!(&entry.kid, kid);
@@ -237,7 +243,7 @@ proptest! {
             entries.push(format!("{kid}:{material}"));
         }
         let text = entries.join(",");
-        if let Err(error) = parse_keyring(&SecretString::from(text), MIN_SIGNING_KEY_BYTES) {
+        if let Err(error) = parse_keyring(&SecretString::from(text), SIGNING_KEY_LENGTH) {
             let message = error.to_string();
             prop_assert!(!message.contains(material.trim()), "{message}");
             for (_, key) in &good {
@@ -253,7 +259,7 @@ proptest! {
         encoded in "[A-Za-z0-9]{43,64}",
         after in prop_oneof![Just(String::new()), kid()],
     ) {
-        if let Err(error) = parse_keyring(&SecretString::from(format!("{encoded}:{after}")), MIN_SIGNING_KEY_BYTES) {
+        if let Err(error) = parse_keyring(&SecretString::from(format!("{encoded}:{after}")), SIGNING_KEY_LENGTH) {
             let message = error.to_string();
             prop_assert!(!message.contains(&encoded), "{message}");
         }
@@ -266,7 +272,7 @@ proptest! {
 fn keyring_errors_echo_a_key_in_the_kid_position_minimal() {
     let key = URL_SAFE_NO_PAD.encode([0_u8; 32]); // "AAAA…A", 43 characters
     for text in [format!("{key}:"), format!("{key}:k1")] {
-        let error = parse_keyring(&SecretString::from(text.clone()), MIN_SIGNING_KEY_BYTES).expect_err(&text);
+        let error = parse_keyring(&SecretString::from(text.clone()), SIGNING_KEY_LENGTH).expect_err(&text);
         assert!(!error.to_string().contains(&key), "{text:?} → {error}");
     }
 }
@@ -282,7 +288,7 @@ fn keyring(kids: &[&str]) -> Vec<KeyringEntry> {
         .map(|kid| format!("{kid}:{}", generate_secret_base64(32).expect("randomness").expose_secret()))
         .collect::<Vec<_>>()
         .join(",");
-    parse_keyring(&SecretString::from(text), MIN_SIGNING_KEY_BYTES).expect("a valid keyring")
+    parse_keyring(&SecretString::from(text), SIGNING_KEY_LENGTH).expect("a valid keyring")
 }
 
 fn access_tokens(entries: &[KeyringEntry], lifetime: Duration) -> AccessTokens {
@@ -430,5 +436,101 @@ proptest! {
             }
         };
         prop_assert_eq!(tokens.verify(&token, now), Err(AccessTokenError::Invalid));
+    }
+}
+
+// ---- Encryption at rest -----------------------------------------------------------------------------------
+
+/// Header, nonce and tag around the ciphertext of a value encrypted under a two-character kid.
+const SEALED_OVERHEAD: usize = 2 + 2 + 12 + 16;
+
+fn encryption_keyring(kids: &[&str]) -> EncryptionKeyring {
+    let text = kids
+        .iter()
+        .map(|kid| format!("{kid}:{}", generate_secret_base64(32).expect("randomness").expose_secret()))
+        .collect::<Vec<_>>()
+        .join(",");
+    EncryptionKeyring::parse(&SecretString::from(text)).expect("a valid keyring")
+}
+
+/// Stored values that are not ours: arbitrary bytes, and bytes behind a well-formed header naming a key of
+/// the ring (or not), so decryption gets past the header checks.
+fn foreign_sealed_value() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..96),
+        (prop::sample::select(vec!["k1", "k0", "zz", "k1\0"]), prop::collection::vec(any::<u8>(), 0..80)).prop_map(
+            |(kid, rest)| {
+                let mut bytes = vec![FORMAT_VERSION, u8::try_from(kid.len()).expect("short")];
+                bytes.extend_from_slice(kid.as_bytes());
+                bytes.extend(rest);
+                bytes
+            }
+        ),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Arbitrary bytes given to decrypt never panic, never authenticate, and get the error their shape
+    /// calls for; reading the header for rotation agrees with decryption.
+    #[test]
+    fn decrypting_arbitrary_bytes_never_panics(bytes in foreign_sealed_value(), row in any::<String>()) {
+        let keys = encryption_keyring(&["k1", "k0"]);
+        let location = SecretLocation::new("provider_credentials", "access_token", &row);
+        match keys.decrypt(&bytes, &location) {
+            Ok(_) => prop_assert!(false, "arbitrary bytes authenticated"),
+            Err(SecretCipherError::UnsupportedVersion(version)) => {
+                prop_assert!(bytes.first() == Some(&version) && version != FORMAT_VERSION);
+            }
+            Err(SecretCipherError::Truncated) => {
+                let kid_len = bytes.get(1).map_or(0, |len| usize::from(*len));
+                prop_assert!(bytes.len() < 2 + kid_len + 12 + 16, "{} bytes called truncated", bytes.len());
+            }
+            Err(SecretCipherError::UnknownKeyId { kid }) => prop_assert!(kid != "k1" && kid != "k0", "{kid}"),
+            Err(SecretCipherError::Malformed | SecretCipherError::AuthenticationFailed) => {}
+            Err(other) => prop_assert!(false, "unexpected error {other:?}"),
+        }
+        let kid = EncryptionKeyring::key_id_of(&bytes);
+        prop_assert_eq!(keys.needs_reencryption(&bytes), kid.is_ok_and(|kid| kid != "k1"));
+    }
+
+    /// Any plaintext at any location round-trips, under the active key, at a fixed overhead; the same value
+    /// does not decrypt at another row, and still decrypts after a new key is put first.
+    #[test]
+    fn encrypt_then_decrypt_round_trips(
+        plaintext in prop::collection::vec(any::<u8>(), 0..1024),
+        table in "[a-z_]{0,24}",
+        column in "[a-z_]{0,24}",
+        row in any::<String>(),
+        other_row in any::<String>(),
+    ) {
+        let keys = encryption_keyring(&["k1"]);
+        let location = SecretLocation::new(&table, &column, &row);
+        let sealed = keys.encrypt(&plaintext, &location).expect("encrypt");
+        prop_assert_eq!(sealed.len(), SEALED_OVERHEAD + plaintext.len());
+        let opened = keys.decrypt(&sealed, &location).expect("decrypt");
+        prop_assert_eq!(opened.as_slice(), plaintext.as_slice());
+        prop_assert_eq!(EncryptionKeyring::key_id_of(&sealed), Ok("k1"));
+        prop_assert!(!keys.needs_reencryption(&sealed));
+        if other_row != row {
+            let elsewhere = SecretLocation::new(&table, &column, &other_row);
+            prop_assert_eq!(keys.decrypt(&sealed, &elsewhere), Err(SecretCipherError::AuthenticationFailed));
+        }
+    }
+
+    /// Flipping any one bit of a stored value is detected.
+    #[test]
+    fn any_flipped_bit_is_detected(
+        plaintext in prop::collection::vec(any::<u8>(), 0..64),
+        position in any::<prop::sample::Index>(),
+        bit in 0_u8..8,
+    ) {
+        let keys = encryption_keyring(&["k1"]);
+        let location = SecretLocation::new("provider_credentials", "refresh_token", "row");
+        let mut sealed = keys.encrypt(&plaintext, &location).expect("encrypt");
+        let index = position.index(sealed.len());
+        sealed[index] ^= 1 << bit;
+        prop_assert!(keys.decrypt(&sealed, &location).is_err());
     }
 }

@@ -9,6 +9,7 @@ pub mod ids;
 pub mod mail;
 pub mod password;
 pub mod ports;
+pub mod secrets;
 pub mod session;
 pub mod tokens;
 pub mod user;

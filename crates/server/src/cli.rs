@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Dashtam: self-hostable financial data aggregation.
 #[derive(Debug, Parser)]
@@ -38,6 +38,9 @@ pub enum Command {
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
 }
 
 /// `dashtam audit …`.
@@ -45,6 +48,43 @@ pub enum Command {
 pub enum AuditCommand {
     /// Check the audit hash chain; exits non-zero naming the first bad entry.
     Verify,
+}
+
+/// `dashtam keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a new random key (32 bytes from the OS) on one line: `kid:base64key` for a keyring, bare base64
+    /// for the token-hash key. Reads no configuration.
+    Generate {
+        /// The new key's id; defaults to `k` and today's UTC date (`k20250131`).
+        #[arg(long)]
+        kid: Option<String>,
+        /// Which setting the key is for.
+        #[arg(long, value_enum, default_value_t = KeyKind::Encryption)]
+        kind: KeyKind,
+    },
+}
+
+/// The three kinds of key the server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyKind {
+    /// `DASHTAM_KEYS__SIGNING`: signs access tokens.
+    Signing,
+    /// `DASHTAM_KEYS__ENCRYPTION`: encrypts stored provider credentials.
+    Encryption,
+    /// `DASHTAM_KEYS__TOKEN_HASH`: keys the hashes of refresh and one-time tokens.
+    TokenHash,
+}
+
+impl KeyKind {
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Signing => "signing",
+            Self::Encryption => "encryption",
+            Self::TokenHash => "token-hash",
+        }
+    }
 }
 
 /// `dashtam user …`.

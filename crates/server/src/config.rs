@@ -438,7 +438,7 @@ pub fn env_name(key_path: &str) -> String {
 }
 
 /// How a setting is named in messages: its variable and its TOML key.
-fn setting(key_path: &str) -> String {
+pub(crate) fn setting(key_path: &str) -> String {
     format!("{} ({key_path})", env_name(key_path))
 }
 
@@ -586,6 +586,9 @@ impl Config {
                 if key.is_none() {
                     refuse(key_path, "must be configured in production (generated keys are development-only)".into());
                 }
+            }
+            for (key_path, problem) in crate::keys::production_key_problems(&self.keys) {
+                refuse(key_path, problem);
             }
             if self.public_url().scheme() != "https" {
                 refuse("public_url", "must be an https:// URL in production".into());
@@ -952,13 +955,42 @@ mod tests {
             ("DASHTAM_PUBLIC_URL", "https://dashtam.example.com"),
             ("DASHTAM_MAIL__TRANSPORT", "smtp"),
             ("DASHTAM_MAIL__SMTP_URL", "smtps://mail.example.com"),
-            ("DASHTAM_KEYS__SIGNING", "k1:AAAA"),
-            ("DASHTAM_KEYS__ENCRYPTION", "e1:BBBB"),
-            ("DASHTAM_KEYS__TOKEN_HASH", "CCCC"),
+            ("DASHTAM_KEYS__SIGNING", &format!("k1:{}", random_key())),
+            ("DASHTAM_KEYS__ENCRYPTION", &format!("e1:{}", random_key())),
+            ("DASHTAM_KEYS__TOKEN_HASH", &random_key()),
         ])
         .expect("a production configuration");
         assert!(!config.sandbox_enabled());
         assert!(config.json_logs());
+    }
+
+    fn random_key() -> String {
+        dashtam_adapters::opaque_tokens::generate_secret_base64(32).expect("randomness").expose_secret().to_owned()
+    }
+
+    #[test]
+    fn production_refuses_unsafe_keys_with_every_other_problem() {
+        let zeros = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="; // 32 zero bytes
+        let found = problems(&[
+            ("DASHTAM_ENV", "production"),
+            ("DASHTAM_PUBLIC_URL", "https://dashtam.example.com"),
+            ("DASHTAM_MAIL__TRANSPORT", "file"),
+            ("DASHTAM_KEYS__SIGNING", &format!("k1:{}", random_key())),
+            ("DASHTAM_KEYS__ENCRYPTION", &format!("e1:{zeros}")),
+            ("DASHTAM_KEYS__TOKEN_HASH", "dG9vLXNob3J0"),
+        ]);
+        let joined = found.join("\n");
+        assert_eq!(found.len(), 3, "{joined}");
+        assert!(found.iter().any(|problem| problem.starts_with("DASHTAM_MAIL__TRANSPORT (mail.transport): ")));
+        let encryption =
+            found.iter().find(|problem| problem.starts_with("DASHTAM_KEYS__ENCRYPTION (keys.encryption): "));
+        assert!(encryption.is_some_and(|problem| problem.contains("single byte value")), "{joined}");
+        let token_hash =
+            found.iter().find(|problem| problem.starts_with("DASHTAM_KEYS__TOKEN_HASH (keys.token_hash): "));
+        assert!(token_hash.is_some_and(|problem| problem.contains("at least 32 bytes")), "{joined}");
+        assert!(!joined.contains(zeros) && !joined.contains("dG9vLXNob3J0"), "{joined}");
+        // The same keys are fine in development, where nothing real is at stake.
+        assert!(load(&[("DASHTAM_KEYS__ENCRYPTION", &format!("e1:{zeros}"))]).is_ok());
     }
 
     #[test]

@@ -9,11 +9,22 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::Context;
 use clap::Parser;
-use dashtam_server::cli::{AuditCommand, Cli, Command, ConfigCommand, MigrateCommand};
-use dashtam_server::{Config, app, logging, users};
+use dashtam_server::cli::{AuditCommand, Cli, Command, ConfigCommand, KeysCommand, MigrateCommand};
+use dashtam_server::{Config, app, keys, logging, users};
+use secrecy::ExposeSecret;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Generating a key reads no configuration: it makes the keys a valid production configuration needs.
+    if let Some(Command::Keys(command)) = &cli.command {
+        return match keys_command(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("dashtam: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // Configuration problems are reported before logging exists, as one plain message.
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
@@ -89,8 +100,19 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Keys(command) => keys_command(&command),
         Command::Config(ConfigCommand::Check) => {
             println!("# configuration is valid\n{}", config.to_redacted_toml());
+            Ok(())
+        }
+    }
+}
+
+fn keys_command(command: &KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Generate { kid, kind } => {
+            let key = keys::generate(*kind, kid.as_deref(), time::OffsetDateTime::now_utc().date())?;
+            println!("{}", key.expose_secret());
             Ok(())
         }
     }

@@ -107,6 +107,79 @@ fn production_refuses_every_development_default() {
 }
 
 #[test]
+fn production_refuses_unsafe_keys_naming_the_setting() {
+    let dir = TempDir::new().expect("temp dir");
+    let generate = |kind: &str| stdout(&run(dashtam(dir.path()).args(["keys", "generate", "--kind", kind])));
+    let zeros = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="; // 32 zero bytes
+    let output = run(dashtam(dir.path())
+        .args(["config", "check"])
+        .env("DASHTAM_ENV", "production")
+        .env("DASHTAM_PUBLIC_URL", "https://dashtam.example.com")
+        .env("DASHTAM_MAIL__TRANSPORT", "log")
+        .env("DASHTAM_KEYS__SIGNING", generate("signing").trim())
+        .env("DASHTAM_KEYS__ENCRYPTION", format!("{},old:{zeros}", generate("encryption").trim()))
+        .env("DASHTAM_KEYS__TOKEN_HASH", generate("token-hash").trim()));
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(message.contains("DASHTAM_KEYS__ENCRYPTION (keys.encryption): the key of entry 2"), "{message}");
+    assert!(!message.contains("DASHTAM_KEYS__SIGNING") && !message.contains(zeros), "{message}");
+
+    // The same keys, all generated, start cleanly.
+    let output = run(dashtam(dir.path())
+        .args(["config", "check"])
+        .env("DASHTAM_ENV", "production")
+        .env("DASHTAM_PUBLIC_URL", "https://dashtam.example.com")
+        .env("DASHTAM_MAIL__TRANSPORT", "log")
+        .env("DASHTAM_KEYS__SIGNING", generate("signing").trim())
+        .env("DASHTAM_KEYS__ENCRYPTION", generate("encryption").trim())
+        .env("DASHTAM_KEYS__TOKEN_HASH", generate("token-hash").trim()));
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn keys_generate_prints_one_key_in_the_format_of_its_setting() {
+    use dashtam_adapters::access_tokens::SIGNING_KEY_LENGTH;
+    use dashtam_adapters::encryption::EncryptionKeyring;
+    use dashtam_adapters::keyring::parse_keyring;
+    use secrecy::{ExposeSecret, SecretString};
+
+    let dir = TempDir::new().expect("temp dir");
+    // No configuration is read: a production environment without keys is exactly when keys are generated.
+    let generate =
+        |args: &[&str]| run(dashtam(dir.path()).args(["keys", "generate"]).args(args).env("DASHTAM_ENV", "production"));
+    let one_line = |output: &Output| {
+        assert!(output.status.success(), "{}", stderr(output));
+        let text = stdout(output);
+        assert_eq!(text.lines().count(), 1, "{text:?}");
+        assert!(text.ends_with('\n'));
+        SecretString::from(text.trim_end().to_owned())
+    };
+
+    let default = one_line(&generate(&[]));
+    let entries = parse_keyring(&default, SIGNING_KEY_LENGTH).expect("a keyring entry");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].key.expose_secret().len(), 32);
+    let kid = &entries[0].kid;
+    assert!(kid.len() == 9 && kid.starts_with("k") && kid[1..].bytes().all(|byte| byte.is_ascii_digit()), "{kid}");
+    assert_eq!(EncryptionKeyring::parse(&default).expect("an encryption key").active_kid(), kid);
+    assert_ne!(one_line(&generate(&[])).expose_secret(), default.expose_secret(), "fresh randomness");
+
+    let signing = one_line(&generate(&["--kind", "signing", "--kid", "sig-2"]));
+    let entries = parse_keyring(&signing, SIGNING_KEY_LENGTH).expect("a keyring entry");
+    assert_eq!((entries[0].kid.as_str(), entries[0].key.expose_secret().len()), ("sig-2", 32));
+
+    let token_hash = one_line(&generate(&["--kind", "token-hash"]));
+    let decoded = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, token_hash.expose_secret());
+    assert_eq!(decoded.map(|key| key.len()), Ok(32));
+
+    for bad in [&["--kid", "no spaces"][..], &["--kind", "token-hash", "--kid", "k1"], &["--kind", "rsa"]] {
+        let output = generate(bad);
+        assert!(!output.status.success(), "{bad:?}");
+        assert!(stdout(&output).is_empty(), "{bad:?}: {}", stdout(&output));
+    }
+}
+
+#[test]
 fn a_toml_file_is_read_and_the_environment_overrides_it() {
     let dir = TempDir::new().expect("temp dir");
     let file = dir.path().join("dashtam.toml");
