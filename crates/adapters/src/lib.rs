@@ -2,6 +2,7 @@
 
 pub mod access_tokens;
 pub mod audit_seal;
+pub mod device;
 pub mod mail;
 pub mod opaque_tokens;
 pub mod password_hashing;
