@@ -135,9 +135,12 @@ fn describe_user_agent(user_agent: &str) -> Device {
     Device { browser, os, device_type, device_info, location: None }
 }
 
-/// woothee's value, or `None` for its "UNKNOWN" placeholder (and for empty text).
+/// woothee's value, or `None` for its "UNKNOWN" placeholder (and for empty text). woothee names a Windows
+/// whose version it cannot read "Windows UNKNOWN Ver"; the family is still worth showing, so that becomes
+/// "Windows".
 fn known(value: &str) -> Option<String> {
     let value = value.trim();
+    let value = value.strip_suffix(" UNKNOWN Ver").unwrap_or(value).trim_end();
     (!value.is_empty() && value != woothee::woothee::VALUE_UNKNOWN).then(|| value.to_owned())
 }
 
@@ -268,6 +271,16 @@ mod tests {
         assert_eq!(device.browser.as_deref(), Some("Googlebot"));
         assert_eq!(device.os, None);
         assert_eq!(device.device_info.as_deref(), Some("Googlebot"));
+    }
+
+    #[test]
+    fn windows_of_an_unknown_version_is_windows() {
+        let device = with_fixture().describe(Some("Mozilla/4.0 (Windows NT 6.1"), None);
+        assert_eq!(device.os.as_deref(), Some("Windows"));
+        assert_eq!(device.device_type.as_deref(), Some("desktop"));
+        let edge = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                    Chrome/126.0.0.0 Safari/537.36 Edg/126.0.0.0";
+        assert_eq!(with_fixture().describe(Some(edge), None).device_info.as_deref(), Some("Edge on Windows 10"));
     }
 
     #[test]
