@@ -2,6 +2,7 @@
 
 pub mod access_tokens;
 pub mod audit_seal;
+pub mod device;
 pub mod encryption;
 pub mod keyring;
 pub mod mail;

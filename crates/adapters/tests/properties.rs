@@ -1,19 +1,23 @@
 //! Property tests for the adapters' parsers of outside input: presented opaque tokens (refresh and one-time),
 //! presented access tokens (JWTs), the key material read from configuration (keyrings and the token-hash
-//! key), and stored encrypted secrets.
+//! key), stored encrypted secrets, and the user agents and client addresses that describe a session's device.
 
 use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::engine::{GeneralPurpose, GeneralPurposeConfig};
 use dashtam_adapters::access_tokens::{AccessTokens, SIGNING_KEY_LENGTH};
+use dashtam_adapters::device::UserAgentGeoResolver;
 use dashtam_adapters::encryption::{EncryptionKeyring, FORMAT_VERSION};
 use dashtam_adapters::keyring::{KeyLength, KeyringEntry, KeyringError, parse_keyring};
 use dashtam_adapters::opaque_tokens::{
     MIN_HASH_KEY_BYTES, OpaqueTokens, TOKEN_TEXT_LEN, TokenHashKeyError, generate_secret_base64,
 };
+use dashtam_domain::device::{Device, DeviceResolver, MAX_USER_AGENT_CHARS, truncate_user_agent};
 use dashtam_domain::secrets::{SecretCipherError, SecretLocation};
 use dashtam_domain::tokens::{AccessTokenCodec, AccessTokenError, MalformedToken, OpaqueTokenIssuer};
 use dashtam_domain::{Role, SessionId, UserId};
@@ -532,5 +536,144 @@ proptest! {
         let index = position.index(sealed.len());
         sealed[index] ^= 1 << bit;
         prop_assert!(keys.decrypt(&sealed, &location).is_err());
+    }
+}
+
+// ---- Device descriptions ----------------------------------------------------------------------------------
+
+fn geo_fixture() -> UserAgentGeoResolver {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/geo-fixture.mmdb");
+    UserAgentGeoResolver::new(Some(&path)).expect("the fixture opens")
+}
+
+/// Pieces of real user agents, including the ones that send woothee down its version-capturing branches
+/// (MSIE, Trident, Windows versions, Windows Phone, feature phones, consoles), to be shuffled together.
+const USER_AGENT_PIECES: &[&str] = &[
+    "Mozilla/5.0",
+    "(X11; Linux x86_64; rv:128.0)",
+    "Gecko/20100101",
+    "Firefox/128.0",
+    "Chrome/126.0.0.0",
+    "Safari/537.36",
+    "Version/17.5",
+    "Mobile/15E148",
+    "(iPhone; CPU iPhone OS 17_5 like Mac OS X)",
+    "(iPad; CPU OS 16_0 like Mac OS X)",
+    "(Macintosh; Intel Mac OS X 10_15_7)",
+    "(Windows NT 10.0; Win64; x64)",
+    "Windows NT 6.1",
+    "Windows Phone OS 8.0",
+    "Windows Phone",
+    "compatible; MSIE",
+    "MSIE 9.0;",
+    "Trident/7.0; rv:11.0",
+    "Trident/",
+    "IEMobile/10.0",
+    "IEMobile",
+    "Edg/126.0",
+    "OPR/110.0",
+    "Opera",
+    "Vivaldi/6.7",
+    "YaBrowser/24.4.0.0",
+    "SamsungBrowser/25.0",
+    "Sleipnir/",
+    "(Linux; Android 14; Pixel 8)",
+    "Android",
+    "BlackBerry",
+    "DoCoMo/2.0",
+    "KDDI-",
+    "SoftBank",
+    "Xbox; Xbox One)",
+    "PlayStation 4",
+    "Nintendo Switch",
+    "CFNetwork/1490",
+    "Darwin/23.0.0",
+    "(compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "bingbot",
+    "curl/8.5.0",
+    "Wget/1.21",
+    "Java/17",
+    "(",
+    ")",
+    ";",
+    "/",
+    "é",
+    "😀",
+];
+
+/// What a client may send as `User-Agent`: arbitrary text (short and long), and shuffled real pieces with
+/// noise between them.
+fn user_agent() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        4 => prop::sample::select(USER_AGENT_PIECES).prop_map(str::to_owned),
+        1 => ".{0,12}",
+    ];
+    prop_oneof![
+        any::<String>(),
+        ".{400,700}",
+        prop::collection::vec(piece, 0..14).prop_map(|pieces| pieces.join(" ")),
+        (".{0,520}", prop::sample::select(USER_AGENT_PIECES)).prop_map(|(noise, piece)| format!("{noise}{piece}")),
+    ]
+}
+
+/// Addresses in and around the fixture's networks, and anywhere else.
+fn client_ip() -> impl Strategy<Value = IpAddr> {
+    prop_oneof![
+        any::<u8>().prop_map(|last| IpAddr::V4(Ipv4Addr::new(203, 0, 113, last))),
+        any::<u8>().prop_map(|last| IpAddr::V4(Ipv4Addr::new(198, 51, 100, last))),
+        any::<u8>().prop_map(|last| IpAddr::V4(Ipv4Addr::new(203, 0, 112, last))),
+        any::<u128>().prop_map(|bits| IpAddr::V6(Ipv6Addr::from((0x2001_0db8_u128 << 96) | (bits >> 32)))),
+        any::<u32>().prop_map(|bits| IpAddr::V6(Ipv4Addr::from(bits).to_ipv6_mapped())),
+        any::<u32>().prop_map(|bits| IpAddr::V4(Ipv4Addr::from(bits))),
+        any::<u128>().prop_map(|bits| IpAddr::V6(Ipv6Addr::from(bits))),
+    ]
+}
+
+/// The fixture's answer for an address, worked out independently of the database.
+fn expected_location(ip: IpAddr) -> Option<&'static str> {
+    match ip.to_canonical() {
+        IpAddr::V4(ip) => match ip.octets() {
+            [203, 0, 113, _] => Some("Berlin, Germany"),
+            [198, 51, 100, _] => Some("Canada"),
+            _ => None,
+        },
+        IpAddr::V6(ip) => (ip.segments()[..2] == [0x2001, 0x0db8]).then_some("Tokyo, Japan"),
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Any user agent: woothee itself does not panic on what it is given (the resolver's panic guard is only
+    /// a backstop), every field is either absent or meaningful text, the device type is one of the five,
+    /// `device_info` is exactly what `Device::info_from` makes of browser and OS, and only the first
+    /// `MAX_USER_AGENT_CHARS` characters count.
+    #[test]
+    fn user_agents_never_panic_and_describe_consistently(user_agent in user_agent()) {
+        let resolver = UserAgentGeoResolver::new(None).expect("no database");
+        let truncated = truncate_user_agent(&user_agent);
+        prop_assert!(truncated.chars().count() <= MAX_USER_AGENT_CHARS);
+        prop_assert!(user_agent.starts_with(truncated));
+        let _ = woothee::parser::Parser::new().parse(truncated);
+
+        let device = resolver.describe(Some(&user_agent), None);
+        prop_assert_eq!(&device.device_info, &Device::info_from(device.browser.as_deref(), device.os.as_deref()));
+        for field in [&device.browser, &device.os, &device.device_type, &device.device_info].into_iter().flatten() {
+            prop_assert!(!field.trim().is_empty() && !field.contains("UNKNOWN"), "{:?}", device);
+        }
+        if let Some(kind) = device.device_type.as_deref() {
+            let kinds = [Device::DESKTOP, Device::MOBILE, Device::TABLET, Device::BOT, Device::OTHER];
+            prop_assert!(kinds.contains(&kind), "{kind}");
+        }
+        prop_assert_eq!(device.location, None);
+        prop_assert_eq!(resolver.describe(Some(truncated), None), resolver.describe(Some(&user_agent), None));
+    }
+
+    /// Any address against the fixture: never a panic, and the location is the fixture's record for the
+    /// networks it holds (IPv4-mapped IPv6 included) and `None` everywhere else.
+    #[test]
+    fn locations_match_the_fixture(ip in client_ip()) {
+        let location = geo_fixture().describe(None, Some(ip)).location;
+        prop_assert_eq!(location.as_deref(), expected_location(ip));
     }
 }

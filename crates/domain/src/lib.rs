@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod context;
+pub mod device;
 pub mod ids;
 pub mod mail;
 pub mod password;
