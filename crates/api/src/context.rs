@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
 use axum::http::header;
 use axum::http::request::Parts;
-use dashtam_domain::context::{Actor, RequestContext, truncate_user_agent};
+use dashtam_domain::context::{Actor, RequestContext};
+use dashtam_domain::device::truncate_user_agent;
 
 use crate::request_context::RequestId;
 
@@ -37,7 +38,7 @@ pub fn request_context(parts: &Parts) -> RequestContext {
             .headers
             .get(header::USER_AGENT)
             .and_then(|value| value.to_str().ok())
-            .map(truncate_user_agent),
+            .map(|agent| truncate_user_agent(agent).to_owned()),
         trace_id: None,
     }
 }

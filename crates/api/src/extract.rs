@@ -23,6 +23,24 @@ pub struct ValidJson<T>(pub T);
 #[derive(Debug, Clone)]
 pub struct ValidQuery<T>(pub T);
 
+/// A UUID path parameter (`{id}`, `{user_id}`); anything else is `422` naming the parameter, never `400` or
+/// `404`, so a client can tell a malformed id from one that does not exist.
+#[derive(Debug, Clone, Copy)]
+pub struct PathId(pub uuid::Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let invalid =
+            |name: &str| Problem::validation(vec![FieldError::new(name.to_owned(), "invalid_uuid", "must be a UUID")]);
+        // Fails only when the segment is not UTF-8 once percent-decoded: not a UUID either.
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state).await.map_err(|_| invalid("id"))?;
+        let Some((name, value)) = params.iter().next() else { return Err(Problem::not_found()) };
+        uuid::Uuid::parse_str(value).map(Self).map_err(|_| invalid(name))
+    }
+}
+
 /// Prefixes a deserialisation message with a stable code, which [`classify`] reads back. Serde errors
 /// carry only text, so this is how a type like [`Timestamp`](crate::datetime::Timestamp) names its code.
 pub(crate) fn coded_message(code: &str, message: &str) -> String {

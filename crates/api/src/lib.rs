@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod ops;
 pub mod problem;
 pub mod request_context;
+pub mod sessions;
 pub mod state;
 
 use std::any::Any;
@@ -42,6 +43,7 @@ pub use state::{AppState, HttpSettings};
     tags(
         (name = "operations", description = "Liveness, readiness, metrics and documentation"),
         (name = "auth", description = "Accounts, login, tokens and passwords"),
+        (name = "sessions", description = "Signed-in devices: list them, end any of them"),
         (name = "admin", description = "Administration: audit log and installation-wide security"),
     ),
     modifiers(&BearerSecurity),
@@ -74,6 +76,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::docs_asset))
         .merge(auth::routes())
         .merge(audit::routes())
+        .merge(sessions::routes())
 }
 
 /// The OpenAPI document of every route.

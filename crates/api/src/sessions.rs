@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::auth::{AdminUser, AuthUser};
 use crate::datetime::Timestamp;
-use crate::extract::{PathId, Validate, ValidJson};
+use crate::extract::{PathId, ValidJson, Validate};
 use crate::problem::{FieldError, Problem, ProblemDocument};
 use crate::state::AppState;
 

@@ -8,6 +8,7 @@ use dashtam_domain::Clock;
 use dashtam_domain::audit::AuditLog;
 use dashtam_domain::auth::AuthService;
 use dashtam_domain::ports::{SharedState, Store};
+use dashtam_domain::sessions::SessionService;
 
 use crate::metrics::Metrics;
 
@@ -43,6 +44,8 @@ pub struct AppState {
     pub auth: Arc<AuthService>,
     /// The audit log.
     pub audit: Arc<AuditLog>,
+    /// Sessions and breach response.
+    pub sessions: Arc<SessionService>,
     /// The source of "now".
     pub clock: Arc<dyn Clock>,
     /// Prometheus metrics.

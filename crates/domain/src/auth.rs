@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::audit::{AuditAction, AuditEvent, AuditLog, AuditOutcome};
 use crate::clock::Clock;
 use crate::context::RequestContext;
+use crate::device::DeviceResolver;
 use crate::ids::UserId;
 use crate::mail::{EmailComposer, Notification};
 use crate::password::{Password, PasswordHasher, PasswordPolicy, PasswordProblem, PasswordVerification};
@@ -155,6 +156,7 @@ pub struct AuthService {
     outbox: Arc<dyn OutboxSignal>,
     clock: Arc<dyn Clock>,
     audit: Arc<AuditLog>,
+    devices: Arc<dyn DeviceResolver>,
     settings: AuthSettings,
 }
 
@@ -177,6 +179,8 @@ pub struct AuthPorts {
     pub clock: Arc<dyn Clock>,
     /// The audit log every use case writes to.
     pub audit: Arc<AuditLog>,
+    /// Describes the devices sessions are started from.
+    pub devices: Arc<dyn DeviceResolver>,
 }
 
 fn after(now: OffsetDateTime, duration: Duration) -> OffsetDateTime {
@@ -199,6 +203,7 @@ impl AuthService {
             outbox: ports.outbox,
             clock: ports.clock,
             audit: ports.audit,
+            devices: ports.devices,
             settings,
         }
     }
@@ -405,6 +410,10 @@ impl AuthService {
         let rehashed = if needs_rehash { Some(self.hasher.hash(password).await.map_err(internal)?) } else { None };
         let session_id = SessionId::generate();
         let refresh = self.opaque_tokens.issue().map_err(internal)?;
+        let ip = context.ip_address.as_deref().and_then(|ip| ip.parse().ok());
+        let device = self.devices.describe(context.user_agent.as_deref(), ip);
+        let history = self.store.device_history(user.id, &device).await?;
+        let global_token_version = self.store.security_config().await?.global_min_token_version;
         let mut tx = self.store.begin().await?;
         tx.record_login_success(user.id, now).await?;
         if let Some(hash) = &rehashed {
@@ -415,17 +424,36 @@ impl AuthService {
             user_id: user.id,
             user_agent: context.user_agent.clone(),
             ip_address: context.ip_address.clone(),
+            device: device.clone(),
+            global_token_version,
             created_at: now,
             expires_at: after(now, self.settings.session_lifetime),
         })
         .await?;
         tx.insert_refresh_token(Uuid::now_v7(), session_id, &refresh.digest, now).await?;
+        // A first login is not news; a later one from a device and place never seen before is.
+        let new_device = history.earlier_sessions > 0 && history.from_this_device == 0;
+        if new_device {
+            let notice = Notification::NewDeviceLogin {
+                name: user.name.as_str().to_owned(),
+                at: now,
+                device: device.device_info.clone(),
+                location: device.location.clone(),
+                ip_address: context.ip_address.clone(),
+                session_id,
+            };
+            self.queue_mail(&mut tx, &user.email, notice, now).await?;
+        }
         let event = AuditEvent::new(AuditAction::Login, AuditOutcome::Success)
             .user(user.id)
             .session(session_id)
-            .detail("password_rehashed", rehashed.is_some());
+            .detail("password_rehashed", rehashed.is_some())
+            .detail("new_device", new_device);
         self.audit.append(&mut tx, context, event).await?;
         tx.commit().await?;
+        if new_device {
+            self.outbox.mail_queued();
+        }
         let access_token = self.issue_access(&user, session_id, now)?;
         let user = User { last_login_at: Some(now), failed_login_count: 0, locked_until: None, ..user };
         Ok((
@@ -488,6 +516,10 @@ impl AuthService {
                     .session(record.session_id)
                     .detail("reason", reason)
             };
+            if state.is_globally_rotated(now) {
+                self.audit.record(context, refused("token_rotated")).await?;
+                return Err(AuthError::TokenRotated);
+            }
             if state.session_revoked_at.is_some() || state.user.disabled_at.is_some() {
                 self.audit.record(context, refused("session_revoked")).await?;
                 return Err(AuthError::SessionRevoked);
@@ -589,11 +621,18 @@ impl AuthService {
         if state.user.id != grant.user_id {
             return Err(AuthError::InvalidToken);
         }
+        // Rotation first: a user rotation also ends the sessions, and the client should learn why.
+        if grant.token_version < state.user.token_version || state.is_globally_rotated(now) {
+            return Err(AuthError::TokenRotated);
+        }
         if state.session_revoked_at.is_some() || state.user.disabled_at.is_some() || now >= state.session_expires_at {
             return Err(AuthError::SessionRevoked);
         }
-        if grant.token_version < state.user.token_version {
-            return Err(AuthError::TokenRotated);
+        // Activity is recorded at most once a minute per session, so reads stay reads.
+        if now - state.session_last_activity_at >= ACTIVITY_RESOLUTION {
+            let mut tx = self.store.begin().await?;
+            tx.touch_session(grant.session_id, now).await?;
+            tx.commit().await?;
         }
         Ok((Principal { user_id: grant.user_id, session_id: grant.session_id, role: grant.role }, state.user))
     }
@@ -762,6 +801,11 @@ impl AuthService {
         self.audit.append(&mut tx, context, event).await?;
         tx.commit().await?;
         Ok(user)
+    }
+
+    /// The account with this address (operator commands).
+    pub async fn find_user(&self, email: &Email) -> Result<Option<User>, AuthError> {
+        Ok(self.store.user_by_email(email).await?)
     }
 
     /// Gives an account a role (operator command). Existing access tokens keep the role they were issued

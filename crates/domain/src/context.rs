@@ -4,10 +4,6 @@
 use crate::ids::UserId;
 use crate::session::SessionId;
 
-/// The longest `User-Agent` kept; longer values are cut (at a character boundary) before anything parses or
-/// stores them.
-pub const MAX_USER_AGENT_CHARS: usize = 512;
-
 /// Who asked for a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {
@@ -50,7 +46,7 @@ pub struct RequestContext {
     pub path: Option<String>,
     /// The client's address (see the trusted-proxy rule in the HTTP layer).
     pub ip_address: Option<String>,
-    /// The client's `User-Agent`, truncated to [`MAX_USER_AGENT_CHARS`].
+    /// The client's `User-Agent`, truncated to [`MAX_USER_AGENT_CHARS`](crate::device::MAX_USER_AGENT_CHARS).
     pub user_agent: Option<String>,
     /// The OpenTelemetry trace id, when tracing is on.
     pub trace_id: Option<String>,
@@ -91,25 +87,9 @@ impl RequestContext {
     }
 }
 
-/// Cuts a `User-Agent` to [`MAX_USER_AGENT_CHARS`] characters.
-pub fn truncate_user_agent(user_agent: &str) -> String {
-    match user_agent.char_indices().nth(MAX_USER_AGENT_CHARS) {
-        Some((cut, _)) => user_agent[..cut].to_owned(),
-        None => user_agent.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn user_agents_are_cut_at_a_character_boundary() {
-        let long = "é".repeat(MAX_USER_AGENT_CHARS + 10);
-        let cut = truncate_user_agent(&long);
-        assert_eq!(cut.chars().count(), MAX_USER_AGENT_CHARS);
-        assert_eq!(truncate_user_agent("Firefox"), "Firefox");
-    }
 
     #[test]
     fn actors_have_stable_stored_forms() {

@@ -12,6 +12,7 @@ pub mod password;
 pub mod ports;
 pub mod secrets;
 pub mod session;
+pub mod sessions;
 pub mod tokens;
 pub mod user;
 

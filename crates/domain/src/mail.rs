@@ -85,6 +85,21 @@ pub enum Notification {
         /// The client that presented it.
         user_agent: Option<String>,
     },
+    /// A login from a device and place not seen before for this account.
+    NewDeviceLogin {
+        /// The account holder's name.
+        name: String,
+        /// When.
+        at: OffsetDateTime,
+        /// The device, e.g. "Firefox on Linux".
+        device: Option<String>,
+        /// Approximate location, when known.
+        location: Option<String>,
+        /// The address it came from.
+        ip_address: Option<String>,
+        /// The new session, so the owner can end it.
+        session_id: crate::session::SessionId,
+    },
 }
 
 /// Renders notifications (text and HTML, links from the front end's base URL).

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::audit::{AuditEntry, AuditQuery, ChainPoint, ChainState};
+use crate::device::Device;
 use crate::ids::UserId;
 use crate::mail::{OutgoingEmail, QueuedEmail};
 use crate::session::{
@@ -107,6 +108,14 @@ pub trait Store: Send + Sync + Debug {
 
     /// The refresh token with this digest, current or rotated.
     async fn refresh_token_by_digest(&self, digest: &TokenDigest) -> Result<Option<RefreshTokenRecord>, StoreError>;
+
+    /// The user's live sessions (not ended, not expired, not retired by a global rotation), most recently
+    /// active first.
+    async fn live_sessions(&self, user_id: UserId, now: OffsetDateTime) -> Result<Vec<Session>, StoreError>;
+
+    /// How many sessions the user has ever had, and how many of them from `device` (same description and
+    /// location): a login from a device never seen before is worth telling the owner about.
+    async fn device_history(&self, user_id: UserId, device: &Device) -> Result<DeviceHistory, StoreError>;
 
     /// The unused, unexpired one-time token of `purpose` with this digest (a read: using it is
     /// [`StoreTx::consume_one_time_token`]).
@@ -245,6 +254,14 @@ pub trait StoreTx: Send {
         retry_at: Option<OffsetDateTime>,
     ) -> Result<(), StoreError>;
 
+    /// Retires every token of a user by raising their token version; returns the new version, `None` when
+    /// there is no such user. (Ending the sessions is [`StoreTx::end_user_sessions`].)
+    async fn rotate_user_tokens(&mut self, user_id: UserId, now: OffsetDateTime) -> Result<Option<i64>, StoreError>;
+
+    /// Raises the global token version: sessions started under an older one are refused once
+    /// `rotation.enforced_at` has passed (and are ended at once when it is not in the future).
+    async fn rotate_global_tokens(&mut self, rotation: &GlobalRotation) -> Result<GlobalRotationCounts, StoreError>;
+
     /// Claims the next place in the audit chain and returns the point before it (the current head). On
     /// PostgreSQL this locks the head row until the transaction ends, which orders concurrent writers.
     async fn advance_audit_head(&mut self) -> Result<ChainPoint, StoreError>;
@@ -257,6 +274,41 @@ pub trait StoreTx: Send {
 
     /// Makes every change of this transaction durable.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// A user's device history (see [`Store::device_history`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceHistory {
+    /// Sessions the user has had, live or not.
+    pub earlier_sessions: i64,
+    /// Of those, sessions from the same device and location.
+    pub from_this_device: i64,
+}
+
+/// A global token rotation to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalRotation {
+    /// When it happens.
+    pub now: OffsetDateTime,
+    /// Why.
+    pub reason: String,
+    /// Who started it (`None` for the command line).
+    pub initiated_by: Option<UserId>,
+    /// When older sessions stop working: `now` plus the grace period.
+    pub enforced_at: OffsetDateTime,
+}
+
+/// What a global rotation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GlobalRotationCounts {
+    /// The new minimum global version.
+    pub new_version: i64,
+    /// When older sessions stop working (may be sooner than asked when an earlier rotation is pending).
+    pub enforced_at: OffsetDateTime,
+    /// Live sessions it retires.
+    pub sessions: u64,
+    /// Users those sessions belong to.
+    pub users: u64,
 }
 
 /// The short-lived state shared between instances (rate-limit buckets, revocations, OAuth state, locks):

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::device::Device;
 pub use crate::ids::SessionId;
 use crate::ids::UserId;
 
@@ -34,6 +35,10 @@ pub struct NewSession {
     pub user_agent: Option<String>,
     /// The client's address (from the socket or a trusted proxy).
     pub ip_address: Option<String>,
+    /// The device, as described from the user agent and address.
+    pub device: Device,
+    /// The global token version in force at login.
+    pub global_token_version: i64,
     /// Login time; also the first activity.
     pub created_at: OffsetDateTime,
     /// The latest the session may live (30 days after login by default).
@@ -51,6 +56,10 @@ pub struct Session {
     pub user_agent: Option<String>,
     /// The client's address.
     pub ip_address: Option<String>,
+    /// The device.
+    pub device: Device,
+    /// The global token version in force at login.
+    pub global_token_version: i64,
     /// Login time.
     pub created_at: OffsetDateTime,
     /// Last time the session was used.
@@ -67,6 +76,15 @@ impl Session {
     /// Whether the session can still authenticate requests at `now`.
     pub fn is_live(&self, now: OffsetDateTime) -> bool {
         self.revoked_at.is_none() && now < self.expires_at
+    }
+}
+
+impl SessionAuthState {
+    /// Whether a global rotation has retired this session: it was started under an older global version and
+    /// the rotation's grace period is over.
+    pub fn is_globally_rotated(&self, now: OffsetDateTime) -> bool {
+        self.session_global_token_version < self.global_min_token_version
+            && self.global_rotation_enforced_at.is_none_or(|enforced_at| now >= enforced_at)
     }
 }
 
@@ -153,8 +171,12 @@ pub struct SessionAuthState {
     pub session_expires_at: OffsetDateTime,
     /// When the session was last used (recorded at most once a minute).
     pub session_last_activity_at: OffsetDateTime,
+    /// The global token version the session was started under.
+    pub session_global_token_version: i64,
     /// The installation-wide minimum token version.
     pub global_min_token_version: i64,
+    /// When the last global rotation takes effect (its grace period ends).
+    pub global_rotation_enforced_at: Option<OffsetDateTime>,
     /// The session's user, as stored now (token version, disabled state, role).
     pub user: crate::user::User,
 }
@@ -244,6 +266,8 @@ mod tests {
             user_id: UserId::generate(),
             user_agent: None,
             ip_address: None,
+            device: Device::default(),
+            global_token_version: 1,
             created_at: now,
             last_activity_at: now,
             expires_at: now + time::Duration::days(30),

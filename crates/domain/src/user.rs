@@ -246,6 +246,8 @@ pub struct SecurityConfig {
     pub last_rotation_reason: Option<String>,
     /// Who started it.
     pub last_rotated_by: Option<UserId>,
+    /// When it takes effect (its time plus its grace period).
+    pub global_rotation_enforced_at: Option<OffsetDateTime>,
 }
 
 #[cfg(test)]

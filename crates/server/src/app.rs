@@ -10,6 +10,7 @@ use anyhow::Context;
 use axum::Router;
 use dashtam_adapters::access_tokens::AccessTokens;
 use dashtam_adapters::audit_seal::HmacChainSealer;
+use dashtam_adapters::device::UserAgentGeoResolver;
 use dashtam_adapters::mail::{
     DEFAULT_SEND_TIMEOUT, MailTransport, OutboxOptions, OutboxWaker, OutboxWorker, TemplateComposer,
 };
@@ -23,6 +24,7 @@ use dashtam_domain::audit::AuditLog;
 use dashtam_domain::auth::{AuthPorts, AuthService, AuthSettings, OutboxSignal};
 use dashtam_domain::context::RequestContext;
 use dashtam_domain::ports::SharedState;
+use dashtam_domain::sessions::SessionService;
 use dashtam_store::{Database, PoolOptions};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
@@ -83,10 +85,15 @@ fn mail_transport(config: &Config) -> anyhow::Result<MailTransport> {
     transport.map_err(|error| anyhow::anyhow!("DASHTAM_MAIL__TRANSPORT (mail.transport): {error}"))
 }
 
-/// Builds the application over an open database: keys, password hashing, mail and authentication.
+/// Builds the application over an open database: keys, password hashing, mail, authentication, audit and
+/// sessions, on the wall clock.
 pub fn build(config: &Config, database: &Database) -> anyhow::Result<Application> {
+    build_with_clock(config, database, Arc::new(SystemClock))
+}
+
+/// [`build`] with another source of "now" (tests move time forward without sleeping).
+pub fn build_with_clock(config: &Config, database: &Database, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
     let store = database.store();
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let keys = crate::keys::load(config)?;
     let access_tokens = AccessTokens::new(
         &keys.signing,
@@ -115,6 +122,10 @@ pub fn build(config: &Config, database: &Database) -> anyhow::Result<Application
             outbox: Arc::new(WakeOutbox(outbox.waker())),
             clock: clock.clone(),
             audit: audit.clone(),
+            devices: Arc::new(
+                UserAgentGeoResolver::new(config.geoip.database.as_deref())
+                    .map_err(|error| anyhow::anyhow!("DASHTAM_GEOIP__DATABASE (geoip.database): {error}"))?,
+            ),
         },
         AuthSettings {
             password_policy: config.auth.password_policy.clone(),
@@ -126,9 +137,10 @@ pub fn build(config: &Config, database: &Database) -> anyhow::Result<Application
         },
     );
     let state = AppState {
-        store,
+        store: store.clone(),
         shared_state: shared_state(config)?,
         auth: Arc::new(auth),
+        sessions: Arc::new(SessionService::new(store.clone(), audit.clone(), clock.clone())),
         audit,
         clock,
         metrics: Metrics::new(),

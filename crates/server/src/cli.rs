@@ -41,6 +41,29 @@ pub enum Command {
     /// Manage keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Breach response.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+}
+
+/// `dashtam tokens …`.
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Rotate one user's tokens (`--user`) or everyone's (`--global`).
+    Rotate {
+        /// The user whose tokens to rotate.
+        #[arg(long, value_name = "EMAIL", conflicts_with = "global", required_unless_present = "global")]
+        user: Option<String>,
+        /// Rotate every user's tokens.
+        #[arg(long)]
+        global: bool,
+        /// Why (10–500 characters for a user, 20–1000 for a global rotation); recorded in the audit log.
+        #[arg(long)]
+        reason: String,
+        /// Global only: how long existing tokens keep working (0–3600).
+        #[arg(long, default_value_t = 0, requires = "global", value_parser = clap::value_parser!(u64).range(0..=3600))]
+        grace_seconds: u64,
+    },
 }
 
 /// `dashtam audit …`.

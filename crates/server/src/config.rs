@@ -35,6 +35,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "server",
     "auth",
     "audit",
+    "geoip",
     "log",
     "mail",
     "rate_limit",
@@ -96,6 +97,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[audit]`.
     pub audit: AuditConfig,
+    /// `[geoip]`.
+    pub geoip: GeoipConfig,
     /// `[database]`.
     pub database: DatabaseConfig,
     /// `[server]`.
@@ -130,6 +133,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             auth: AuthConfig::default(),
             audit: AuditConfig::default(),
+            geoip: GeoipConfig::default(),
             database: DatabaseConfig::default(),
             server: ServerConfig::default(),
             log: LogConfig::default(),
@@ -141,6 +145,15 @@ impl Default for Config {
             http: HttpClientConfig::default(),
         }
     }
+}
+
+/// `[geoip]`: the offline location database sessions are placed with.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeoipConfig {
+    /// `DASHTAM_GEOIP__DATABASE`: a MaxMind DB file (DB-IP Lite, GeoLite2 City or Country); unset → locations
+    /// are `null`.
+    pub database: Option<PathBuf>,
 }
 
 /// `[audit]`: how long entries are kept and how often the chain head is logged.

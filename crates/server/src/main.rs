@@ -10,7 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use anyhow::Context;
 use clap::Parser;
 use dashtam_server::cli::{AuditCommand, Cli, Command, ConfigCommand, KeysCommand, MigrateCommand};
-use dashtam_server::{Config, app, keys, logging, users};
+use dashtam_server::{Config, app, keys, logging, tokens, users};
 use secrecy::ExposeSecret;
 
 fn main() -> ExitCode {
@@ -80,6 +80,17 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
             database.migrate_up().await.context("migrating the database")?;
             let application = app::build(&config, &database)?;
             let outcome = users::run(&application.state.auth, user).await;
+            database.store().close().await;
+            println!("{}", outcome?);
+            Ok(())
+        }
+        Command::Tokens(command) => {
+            logging::init(&config)?;
+            let database = app::open_database(&config).await?;
+            database.migrate_up().await.context("migrating the database")?;
+            let application = app::build(&config, &database)?;
+            let state = &application.state;
+            let outcome = tokens::run(&state.sessions, &state.auth, command).await;
             database.store().close().await;
             println!("{}", outcome?);
             Ok(())

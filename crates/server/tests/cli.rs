@@ -475,3 +475,49 @@ async fn audit_verify_fails_naming_the_first_tampered_entry() {
     let message = stderr(&output);
     assert!(message.contains("entry 2 does not match its hash"), "{message}");
 }
+
+#[test]
+fn operators_rotate_one_users_or_everyones_tokens() {
+    let dir = TempDir::new().expect("temp dir");
+    let create = ["create", "--email", "ops@example.com", "--name", "Ops"];
+    assert!(user_command(dir.path(), &create, "a sufficiently long passphrase\n").status.success());
+
+    let rotated = run(dashtam(dir.path()).args([
+        "tokens",
+        "rotate",
+        "--user",
+        "ops@example.com",
+        "--reason",
+        "laptop stolen at the airport",
+    ]));
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    assert_eq!(stdout(&rotated).trim(), "ops@example.com: token version 1 -> 2; 0 session(s) ended");
+
+    let global = [
+        "tokens",
+        "rotate",
+        "--global",
+        "--reason",
+        "signing key may have leaked from backups",
+        "--grace-seconds",
+        "30",
+    ];
+    let rotated = run(dashtam(dir.path()).args(global));
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    assert!(
+        stdout(&rotated).starts_with("global token version 1 -> 2; 0 session(s) of 0 user(s) retired in 30 s"),
+        "{}",
+        stdout(&rotated)
+    );
+
+    for bad in [
+        vec!["tokens", "rotate", "--global", "--reason", "too short"],
+        vec!["tokens", "rotate", "--user", "nobody@example.com", "--reason", "who is this person"],
+        vec!["tokens", "rotate", "--reason", "neither user nor global given"],
+        vec!["tokens", "rotate", "--global", "--reason", "a long enough reason for the log", "--grace-seconds", "3601"],
+    ] {
+        assert!(!run(dashtam(dir.path()).args(&bad)).status.success(), "{bad:?}");
+    }
+    let verified = run(dashtam(dir.path()).args(["audit", "verify"]));
+    assert!(stdout(&verified).starts_with("audit chain verified: 3 entries"), "{}", stdout(&verified));
+}

@@ -79,8 +79,8 @@ macro_rules! impl_store_ports {
                 &self,
             ) -> Result<dashtam_domain::SecurityConfig, dashtam_domain::ports::StoreError> {
                 let row: $crate::rows::SecurityConfigRow = sqlx::query_as(
-                    "SELECT global_min_token_version, last_rotation_at, last_rotation_reason, last_rotated_by \
-                     FROM security_config WHERE id = 1",
+                    "SELECT global_min_token_version, last_rotation_at, last_rotation_reason, last_rotated_by, \
+                     global_rotation_enforced_at FROM security_config WHERE id = 1",
                 )
                 .fetch_one(&self.pool)
                 .await
@@ -111,7 +111,8 @@ macro_rules! impl_store_ports {
                 let row: Option<$crate::rows::SessionAuthStateRow> = sqlx::query_as(
                     "SELECT s.id AS session_id, s.revoked_at AS session_revoked_at, \
                      s.expires_at AS session_expires_at, s.last_activity_at AS session_last_activity_at, \
-                     c.global_min_token_version, u.* \
+                     s.global_token_version AS session_global_token_version, c.global_min_token_version, \
+                     c.global_rotation_enforced_at, u.* \
                      FROM sessions s JOIN users u ON u.id = s.user_id CROSS JOIN security_config c \
                      WHERE s.id = $1 AND c.id = 1",
                 )
@@ -152,6 +153,48 @@ macro_rules! impl_store_ports {
                 .await
                 .map_err($crate::errors::store_error)?;
                 Ok(row.map(Into::into))
+            }
+
+            async fn live_sessions(
+                &self,
+                user_id: dashtam_domain::UserId,
+                now: time::OffsetDateTime,
+            ) -> Result<Vec<dashtam_domain::Session>, dashtam_domain::ports::StoreError> {
+                // Live: not ended, not expired, and not retired by a global rotation whose grace has passed.
+                let rows: Vec<$crate::rows::SessionRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::queries::session_columns!(),
+                    " FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+                     AND NOT EXISTS (SELECT 1 FROM security_config c WHERE c.id = 1 \
+                       AND sessions.global_token_version < c.global_min_token_version \
+                       AND (c.global_rotation_enforced_at IS NULL OR c.global_rotation_enforced_at <= $2)) \
+                     ORDER BY last_activity_at DESC, id DESC"
+                ))
+                .bind(user_id.as_uuid())
+                .bind($crate::rows::utc(now))
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::errors::store_error)?;
+                rows.into_iter().map(dashtam_domain::Session::try_from).collect()
+            }
+
+            async fn device_history(
+                &self,
+                user_id: dashtam_domain::UserId,
+                device: &dashtam_domain::device::Device,
+            ) -> Result<dashtam_domain::ports::DeviceHistory, dashtam_domain::ports::StoreError> {
+                let (sessions, matching): (i64, i64) = sqlx::query_as(
+                    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN COALESCE(device_info, '') = COALESCE($2, '') \
+                     AND COALESCE(location, '') = COALESCE($3, '') THEN 1 ELSE 0 END), 0) \
+                     FROM sessions WHERE user_id = $1",
+                )
+                .bind(user_id.as_uuid())
+                .bind(device.device_info.as_deref())
+                .bind(device.location.as_deref())
+                .fetch_one(&self.pool)
+                .await
+                .map_err($crate::errors::store_error)?;
+                Ok(dashtam_domain::ports::DeviceHistory { earlier_sessions: sessions, from_this_device: matching })
             }
 
             async fn usable_one_time_token(
@@ -320,14 +363,21 @@ macro_rules! impl_store_ports {
                 session: &dashtam_domain::NewSession,
             ) -> Result<dashtam_domain::Session, dashtam_domain::ports::StoreError> {
                 let row: $crate::rows::SessionRow = sqlx::query_as(concat!(
-                    "INSERT INTO sessions (id, user_id, user_agent, ip_address, created_at, last_activity_at, \
-                     expires_at) VALUES ($1, $2, $3, $4, $5, $5, $6) RETURNING ",
+                    "INSERT INTO sessions (id, user_id, user_agent, ip_address, browser, os, device_type, \
+                     device_info, location, global_token_version, created_at, last_activity_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12) RETURNING ",
                     $crate::queries::session_columns!()
                 ))
                 .bind(session.id.as_uuid())
                 .bind(session.user_id.as_uuid())
                 .bind(session.user_agent.as_deref())
                 .bind(session.ip_address.as_deref())
+                .bind(session.device.browser.as_deref())
+                .bind(session.device.os.as_deref())
+                .bind(session.device.device_type.as_deref())
+                .bind(session.device.device_info.as_deref())
+                .bind(session.device.location.as_deref())
+                .bind(session.global_token_version)
                 .bind($crate::rows::utc(session.created_at))
                 .bind($crate::rows::utc(session.expires_at))
                 .fetch_one(&mut *self.tx)
@@ -662,6 +712,73 @@ macro_rules! impl_store_ports {
                 .map_err($crate::errors::store_error)
             }
 
+            async fn rotate_user_tokens(
+                &mut self,
+                user_id: dashtam_domain::UserId,
+                now: time::OffsetDateTime,
+            ) -> Result<Option<i64>, dashtam_domain::ports::StoreError> {
+                let version: Option<(i64,)> = sqlx::query_as(
+                    "UPDATE users SET token_version = token_version + 1, updated_at = $2 WHERE id = $1 \
+                     RETURNING token_version",
+                )
+                .bind(user_id.as_uuid())
+                .bind($crate::rows::utc(now))
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err($crate::errors::store_error)?;
+                Ok(version.map(|(version,)| version))
+            }
+
+            async fn rotate_global_tokens(
+                &mut self,
+                rotation: &dashtam_domain::ports::GlobalRotation,
+            ) -> Result<dashtam_domain::ports::GlobalRotationCounts, dashtam_domain::ports::StoreError> {
+                // A rotation inside an earlier one's grace period keeps the earlier (sooner) deadline: tokens
+                // never outlive a deadline already announced.
+                let (new_version, enforced_at): (i64, time::OffsetDateTime) = sqlx::query_as(
+                    "UPDATE security_config SET global_min_token_version = global_min_token_version + 1, \
+                     last_rotation_at = $1, last_rotation_reason = $2, last_rotated_by = $3, \
+                     global_rotation_enforced_at = CASE \
+                       WHEN global_rotation_enforced_at IS NOT NULL AND global_rotation_enforced_at > $1 \
+                        AND global_rotation_enforced_at < $4 THEN global_rotation_enforced_at ELSE $4 END \
+                     WHERE id = 1 RETURNING global_min_token_version, global_rotation_enforced_at",
+                )
+                .bind($crate::rows::utc(rotation.now))
+                .bind(&rotation.reason)
+                .bind(rotation.initiated_by.map(|id| id.as_uuid()))
+                .bind($crate::rows::utc(rotation.enforced_at))
+                .fetch_one(&mut *self.tx)
+                .await
+                .map_err($crate::errors::store_error)?;
+                let (sessions, users): (i64, i64) = sqlx::query_as(
+                    "SELECT COUNT(*), COUNT(DISTINCT user_id) FROM sessions \
+                     WHERE revoked_at IS NULL AND expires_at > $1 AND global_token_version < $2",
+                )
+                .bind($crate::rows::utc(rotation.now))
+                .bind(new_version)
+                .fetch_one(&mut *self.tx)
+                .await
+                .map_err($crate::errors::store_error)?;
+                if enforced_at <= rotation.now {
+                    // No grace: end them now, so they leave every list at once.
+                    sqlx::query(
+                        "UPDATE sessions SET revoked_at = $1, revoked_reason = 'token_rotation' \
+                         WHERE revoked_at IS NULL AND global_token_version < $2",
+                    )
+                    .bind($crate::rows::utc(rotation.now))
+                    .bind(new_version)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($crate::errors::store_error)?;
+                }
+                Ok(dashtam_domain::ports::GlobalRotationCounts {
+                    new_version,
+                    enforced_at,
+                    sessions: u64::try_from(sessions).unwrap_or_default(),
+                    users: u64::try_from(users).unwrap_or_default(),
+                })
+            }
+
             async fn advance_audit_head(
                 &mut self,
             ) -> Result<dashtam_domain::audit::ChainPoint, dashtam_domain::ports::StoreError> {
@@ -751,7 +868,8 @@ macro_rules! impl_store_ports {
 /// The `sessions` columns in [`SessionRow`](crate::rows::SessionRow) order.
 macro_rules! session_columns {
     () => {
-        "id, user_id, user_agent, ip_address, created_at, last_activity_at, expires_at, revoked_at, revoked_reason"
+        "id, user_id, user_agent, ip_address, browser, os, device_type, device_info, location, global_token_version, \
+         created_at, last_activity_at, expires_at, revoked_at, revoked_reason"
     };
 }
 

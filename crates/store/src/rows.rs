@@ -2,6 +2,7 @@
 //! convert means the stored data was changed behind the application's back, so it is reported as corrupt.
 
 use dashtam_domain::audit::{AuditEntry, AuditOutcome, AuditQuery, ChainPoint, ChainState};
+use dashtam_domain::device::Device;
 use dashtam_domain::mail::{OutgoingEmail, QueuedEmail};
 use dashtam_domain::ports::StoreError;
 use dashtam_domain::{
@@ -57,6 +58,7 @@ pub(crate) struct SecurityConfigRow {
     last_rotation_at: Option<OffsetDateTime>,
     last_rotation_reason: Option<String>,
     last_rotated_by: Option<Uuid>,
+    global_rotation_enforced_at: Option<OffsetDateTime>,
 }
 
 impl From<SecurityConfigRow> for SecurityConfig {
@@ -66,6 +68,7 @@ impl From<SecurityConfigRow> for SecurityConfig {
             last_rotation_at: row.last_rotation_at,
             last_rotation_reason: row.last_rotation_reason,
             last_rotated_by: row.last_rotated_by.map(UserId::from_uuid),
+            global_rotation_enforced_at: row.global_rotation_enforced_at,
         }
     }
 }
@@ -87,6 +90,12 @@ pub(crate) struct SessionRow {
     user_id: Uuid,
     user_agent: Option<String>,
     ip_address: Option<String>,
+    browser: Option<String>,
+    os: Option<String>,
+    device_type: Option<String>,
+    device_info: Option<String>,
+    location: Option<String>,
+    global_token_version: i64,
     created_at: OffsetDateTime,
     last_activity_at: OffsetDateTime,
     expires_at: OffsetDateTime,
@@ -108,6 +117,14 @@ impl TryFrom<SessionRow> for Session {
             user_id: UserId::from_uuid(row.user_id),
             user_agent: row.user_agent,
             ip_address: row.ip_address,
+            device: Device {
+                browser: row.browser,
+                os: row.os,
+                device_type: row.device_type,
+                device_info: row.device_info,
+                location: row.location,
+            },
+            global_token_version: row.global_token_version,
             created_at: row.created_at,
             last_activity_at: row.last_activity_at,
             expires_at: row.expires_at,
@@ -172,7 +189,9 @@ pub(crate) struct SessionAuthStateRow {
     session_revoked_at: Option<OffsetDateTime>,
     session_expires_at: OffsetDateTime,
     session_last_activity_at: OffsetDateTime,
+    session_global_token_version: i64,
     global_min_token_version: i64,
+    global_rotation_enforced_at: Option<OffsetDateTime>,
     #[sqlx(flatten)]
     user: UserRow,
 }
@@ -186,7 +205,9 @@ impl TryFrom<SessionAuthStateRow> for SessionAuthState {
             session_revoked_at: row.session_revoked_at,
             session_expires_at: row.session_expires_at,
             session_last_activity_at: row.session_last_activity_at,
+            session_global_token_version: row.session_global_token_version,
             global_min_token_version: row.global_min_token_version,
+            global_rotation_enforced_at: row.global_rotation_enforced_at,
             user: User::try_from(row.user)?,
         })
     }

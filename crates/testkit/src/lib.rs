@@ -8,10 +8,13 @@ pub mod http;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use dashtam_api::AppState;
+use dashtam_domain::{Clock, SystemClock};
 use dashtam_server::Config;
 use dashtam_server::app;
 use dashtam_store::Database;
@@ -148,6 +151,27 @@ pub fn test_config(data_dir: &Path, database: &TestDatabase) -> Config {
     config
 }
 
+/// The wall clock shifted by an offset a test moves forward, so expiry, grace periods and once-a-minute rules
+/// are tested without sleeping while time still passes normally in between.
+#[derive(Debug, Default)]
+pub struct ShiftedClock {
+    offset_micros: AtomicI64,
+}
+
+impl ShiftedClock {
+    /// Moves "now" forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let micros = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
+        self.offset_micros.fetch_add(micros, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> time::OffsetDateTime {
+        SystemClock.now() + time::Duration::microseconds(self.offset_micros.load(Ordering::SeqCst))
+    }
+}
+
 /// The real server, serving on 127.0.0.1 at an OS-chosen port, stopped when dropped.
 #[derive(Debug)]
 pub struct TestApp {
@@ -161,6 +185,8 @@ pub struct TestApp {
     pub database: Database,
     /// Its configuration.
     pub config: Config,
+    /// The clock it runs on; [`ShiftedClock::advance`] moves its "now".
+    pub clock: Arc<ShiftedClock>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     _test_database: TestDatabase,
@@ -190,7 +216,8 @@ impl TestApp {
         configure(&mut config);
         config.validate().expect("test configuration is valid");
         let opened = database.open().await;
-        let application = app::build(&config, &opened).expect("build the application");
+        let clock = Arc::new(ShiftedClock::default());
+        let application = app::build_with_clock(&config, &opened, clock.clone()).expect("build the application");
         let state = application.state;
         let (stop_outbox, outbox_stopped) = oneshot::channel::<()>();
         tokio::spawn(application.outbox.run(async move {
@@ -215,6 +242,7 @@ impl TestApp {
             state,
             database: opened,
             config,
+            clock,
             shutdown: Some(shutdown),
             server: Some(server),
             _test_database: database,

@@ -255,6 +255,8 @@ async fn user_with_session(store: &Arc<dyn Store>, email: &str) -> (User, Sessio
         user_id: user.id,
         user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0".into()),
         ip_address: Some("203.0.113.7".into()),
+        device: dashtam_domain::device::Device::default(),
+        global_token_version: 1,
         created_at: LOGIN_AT,
         expires_at: LOGIN_AT + Duration::days(30),
     };
@@ -304,6 +306,8 @@ async fn sessions_need_an_existing_user() {
             user_id: UserId::generate(),
             user_agent: None,
             ip_address: None,
+            device: dashtam_domain::device::Device::default(),
+            global_token_version: 1,
             created_at: LOGIN_AT,
             expires_at: LOGIN_AT + Duration::days(30),
         };
@@ -557,6 +561,8 @@ async fn ending_a_users_sessions_can_keep_one_and_counts_the_rest() {
                 user_id: user.id,
                 user_agent: None,
                 ip_address: None,
+                device: dashtam_domain::device::Device::default(),
+                global_token_version: 1,
                 created_at: LOGIN_AT,
                 expires_at: LOGIN_AT + Duration::days(30),
             };

@@ -176,6 +176,32 @@ impl TemplateComposer {
                     Block::Action { label: "Reset password".to_owned(), url: reset_page },
                 ],
             },
+            Notification::NewDeviceLogin { name, at, device, location, ip_address, session_id } => Letter {
+                subject: format!("New sign-in to your {product} account"),
+                greeting: Some(name.clone()),
+                blocks: vec![
+                    Block::Paragraph(format!(
+                        "Your {product} account was just signed in to from a device or place it has not been \
+                         used from before."
+                    )),
+                    Block::Facts(vec![
+                        ("When", readable_utc(*at)),
+                        ("Device", client_detail(device.as_deref())),
+                        ("Location", client_detail(location.as_deref())),
+                        ("IP address", client_detail(ip_address.as_deref())),
+                    ]),
+                    Block::Paragraph(
+                        "If this was you, there is nothing to do. If it was not, end that session now and change \
+                         your password:"
+                            .to_owned(),
+                    ),
+                    Block::Action {
+                        label: "Review and end this session".to_owned(),
+                        url: format!("{}?end={session_id}", self.link("/settings/sessions", None)),
+                    },
+                    Block::Action { label: "Reset password".to_owned(), url: reset_page },
+                ],
+            },
         }
     }
 }
@@ -367,10 +393,18 @@ mod tests {
             Notification::PasswordChanged { name: name.clone(), at: NOW },
             Notification::AccountLocked { name: name.clone(), until: datetime!(2025-10-03 11:00:00 UTC) },
             Notification::RefreshTokenReuse {
-                name,
+                name: name.clone(),
                 at: NOW,
                 ip_address: Some("203.0.113.7".to_owned()),
                 user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/143.0".to_owned()),
+            },
+            Notification::NewDeviceLogin {
+                name,
+                at: NOW,
+                device: Some("Firefox on Linux".to_owned()),
+                location: Some("Berlin, Germany".to_owned()),
+                ip_address: Some("203.0.113.7".to_owned()),
+                session_id: dashtam_domain::SessionId::from_uuid(Uuid::nil()),
             },
         ]
     }
@@ -398,7 +432,7 @@ mod tests {
         }
         subjects.sort();
         subjects.dedup();
-        assert_eq!(subjects.len(), 7, "every kind has its own subject");
+        assert_eq!(subjects.len(), every_kind("Ada").len(), "every kind has its own subject");
     }
 
     #[test]
@@ -492,6 +526,19 @@ mod tests {
         assert!(email.text_body.contains("Firefox/143.0"));
         assert!(email.text_body.contains("ended that session"));
         assert!(email.text_body.contains("change your password"));
+    }
+
+    #[test]
+    fn the_new_device_alert_names_device_place_and_a_way_to_end_the_session() {
+        let email = compose(&every_kind("Ada")[7]);
+        assert!(email.text_body.contains("  Device: Firefox on Linux"), "{}", email.text_body);
+        assert!(email.text_body.contains("  Location: Berlin, Germany"));
+        assert!(email.text_body.contains("  IP address: 203.0.113.7"));
+        assert!(
+            email
+                .text_body
+                .contains("https://app.example.com/settings/sessions?end=00000000-0000-0000-0000-000000000000")
+        );
     }
 
     #[test]
