@@ -7,6 +7,7 @@ pub mod ids;
 pub mod mail;
 pub mod password;
 pub mod ports;
+pub mod rate_limit;
 pub mod session;
 pub mod tokens;
 pub mod user;

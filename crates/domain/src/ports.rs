@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::ids::UserId;
 use crate::mail::{OutgoingEmail, QueuedEmail};
+use crate::rate_limit::RateLimitViolation;
 use crate::session::{
     NewSession, OneTimePurpose, OneTimeToken, RefreshTokenRecord, Session, SessionAuthState, SessionEndReason,
     SessionId, TokenDigest,
@@ -106,6 +107,9 @@ pub trait Store: Send + Sync + Debug {
 
     /// The refresh token with this digest, current or rotated.
     async fn refresh_token_by_digest(&self, digest: &TokenDigest) -> Result<Option<RefreshTokenRecord>, StoreError>;
+
+    /// The newest `limit` recorded rate-limit violations, newest first.
+    async fn recent_rate_limit_violations(&self, limit: i64) -> Result<Vec<RateLimitViolation>, StoreError>;
 }
 
 /// One write transaction.
@@ -225,6 +229,9 @@ pub trait StoreTx: Send {
 
     /// Makes every change of this transaction durable.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+
+    /// Records refused requests (written in batches, off the request path).
+    async fn insert_rate_limit_violations(&mut self, violations: &[RateLimitViolation]) -> Result<(), StoreError>;
 }
 
 /// The short-lived state shared between instances (rate-limit buckets, revocations, OAuth state, locks):
