@@ -2,12 +2,14 @@
 //! below this crate knows about HTTP.
 
 pub mod auth;
+pub mod client_ip;
 pub mod datetime;
 mod errors;
 pub mod extract;
 pub mod metrics;
 pub mod ops;
 pub mod problem;
+pub mod rate_limit;
 pub mod request_context;
 pub mod state;
 
@@ -100,6 +102,8 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(settings.json_body_limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::limit_requests))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), client_ip::resolve_client_ip))
         .layer(CatchPanicLayer::custom(problem_for_panic))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout))
         .layer(SetSensitiveHeadersLayer::new([

@@ -6,10 +6,13 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use dashtam_api::AppState;
+use dashtam_domain::{Clock, SystemClock};
 use dashtam_server::Config;
 use dashtam_server::app;
 use dashtam_store::Database;
@@ -143,6 +146,8 @@ pub fn test_config(data_dir: &Path, database: &TestDatabase) -> Config {
         ..Config::default()
     };
     config.server.shutdown_timeout = Duration::from_secs(5);
+    // Test apps share the test Redis; each gets its own rate-limit buckets.
+    config.rate_limit.redis_key_prefix = format!("test-{}", uuid::Uuid::now_v7().simple());
     config
 }
 
@@ -159,6 +164,8 @@ pub struct TestApp {
     pub database: Database,
     /// Its configuration.
     pub config: Config,
+    /// Its clock: the system clock, which tests may move forward.
+    pub clock: Arc<AdjustableClock>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     _test_database: TestDatabase,
@@ -188,7 +195,8 @@ impl TestApp {
         configure(&mut config);
         config.validate().expect("test configuration is valid");
         let opened = database.open().await;
-        let application = app::build(&config, &opened).expect("build the application");
+        let clock = Arc::new(AdjustableClock::default());
+        let application = app::build_with_clock(&config, &opened, clock.clone()).expect("build the application");
         let state = application.state;
         let (stop_outbox, outbox_stopped) = oneshot::channel::<()>();
         tokio::spawn(application.outbox.run(async move {
@@ -213,6 +221,7 @@ impl TestApp {
             state,
             database: opened,
             config,
+            clock,
             shutdown: Some(shutdown),
             server: Some(server),
             _test_database: database,
@@ -270,5 +279,26 @@ impl Drop for TestApp {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
+    }
+}
+
+/// The system clock moved forward by however much a test asks, so time-based rules (rate-limit refill,
+/// expiry) can be tested without sleeping.
+#[derive(Debug, Default)]
+pub struct AdjustableClock {
+    offset_micros: AtomicI64,
+}
+
+impl AdjustableClock {
+    /// Moves "now" forward by `by` for every later reading.
+    pub fn advance(&self, by: Duration) {
+        let micros = i64::try_from(by.as_micros()).expect("a test advances by less than 292 000 years");
+        self.offset_micros.fetch_add(micros, Ordering::SeqCst);
+    }
+}
+
+impl Clock for AdjustableClock {
+    fn now(&self) -> time::OffsetDateTime {
+        SystemClock.now() + time::Duration::microseconds(self.offset_micros.load(Ordering::SeqCst))
     }
 }

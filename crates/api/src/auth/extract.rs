@@ -43,7 +43,12 @@ where
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, per RFC 7235).
 fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_token_of(&parts.headers)
+}
+
+/// [`bearer_token`] of a header map (the rate limiter reads it before any extractor runs).
+pub(crate) fn bearer_token_of(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)

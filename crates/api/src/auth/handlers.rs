@@ -19,6 +19,7 @@ use super::dto::{
 };
 use super::errors::{TokenUse, auth_problem};
 use super::extract::AuthUser;
+use crate::client_ip::ClientIp;
 use crate::extract::ValidJson;
 use crate::problem::{Problem, ProblemDocument};
 use crate::state::AppState;
@@ -40,8 +41,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(change_password))
 }
 
-/// The client's user agent and address. (Trusted-proxy handling of `X-Forwarded-For` comes with the
-/// sessions feature; until then the socket's peer address is used.)
+/// The client's user agent and address (the [`ClientIp`]: the socket peer, or what trusted proxies report).
 pub(crate) struct Client(ClientInfo);
 
 impl<S: Send + Sync> FromRequestParts<S> for Client {
@@ -53,8 +53,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
             .get(header::USER_AGENT)
             .and_then(|value| value.to_str().ok())
             .map(|agent| agent.chars().take(MAX_USER_AGENT).collect());
-        let ip_address =
-            parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip().to_string());
+        let ip_address = parts
+            .extensions
+            .get::<ClientIp>()
+            .map(|ClientIp(address)| address.to_string())
+            .or_else(|| parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip().to_string()));
         Ok(Self(ClientInfo { user_agent, ip_address }))
     }
 }

@@ -6,4 +6,5 @@ mod extract;
 mod handlers;
 
 pub use extract::AuthUser;
+pub(crate) use extract::bearer_token_of;
 pub(crate) use handlers::routes;
