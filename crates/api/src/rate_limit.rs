@@ -25,8 +25,7 @@ use axum::response::{IntoResponse, Response};
 use dashtam_domain::Email;
 use dashtam_domain::ports::{BoxError, Store};
 use dashtam_domain::rate_limit::{
-    FailurePolicy, RateLimitDecision, RateLimitRule, RateLimitScope, RateLimitViolation, RateLimiter,
-    governing_rules,
+    FailurePolicy, RateLimitDecision, RateLimitRule, RateLimitScope, RateLimitViolation, RateLimiter, governing_rules,
 };
 use prometheus_client::metrics::counter::Counter;
 use serde::Deserialize;
@@ -81,13 +80,16 @@ impl Default for RateLimitSettings {
 /// The rules that govern one route, by index into the rule table.
 type GoverningRules = Arc<[usize]>;
 
+/// Per route template, the rules governing each method.
+type RouteRules = HashMap<Box<str>, Vec<(Method, GoverningRules)>>;
+
 /// The rate limiter as the HTTP layer uses it: backend, rules, policy and the violation writer.
 #[derive(Debug)]
 pub struct RateLimiting {
     settings: RateLimitSettings,
     limiter: Arc<dyn RateLimiter>,
     /// Per route template, the rules governing each method; filled on first use (templates are finite).
-    routes: RwLock<HashMap<Box<str>, Vec<(Method, GoverningRules)>>>,
+    routes: RwLock<RouteRules>,
     /// Per rule, the counters of admitted and denied requests.
     decisions: Vec<(Counter, Counter)>,
     backend_failures: Counter,
@@ -129,9 +131,12 @@ impl RateLimiting {
 
     /// Indexes of the rules governing `method` on `template`.
     fn governing(&self, method: &Method, template: &str) -> GoverningRules {
-        let cached = self.routes.read().unwrap_or_else(PoisonError::into_inner).get(template).and_then(|methods| {
-            methods.iter().find(|(known, _)| known == method).map(|(_, rules)| rules.clone())
-        });
+        let cached = self
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(template)
+            .and_then(|methods| methods.iter().find(|(known, _)| known == method).map(|(_, rules)| rules.clone()));
         if let Some(rules) = cached {
             return rules;
         }
@@ -141,15 +146,8 @@ impl RateLimiting {
             .collect();
         // Only standard methods are remembered: any other name is chosen by the client, and remembering it
         // would let clients grow this map without bound.
-        let standard = [
-            Method::GET,
-            Method::HEAD,
-            Method::POST,
-            Method::PUT,
-            Method::PATCH,
-            Method::DELETE,
-            Method::OPTIONS,
-        ];
+        let standard =
+            [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS];
         if standard.contains(method) {
             self.routes
                 .write()
@@ -277,7 +275,11 @@ struct Identities {
 
 impl Identities {
     fn new(parts: &Parts) -> Self {
-        Self { client_ip: parts.extensions.get::<ClientIp>().map(|ClientIp(address)| *address), user: None, account: None }
+        Self {
+            client_ip: parts.extensions.get::<ClientIp>().map(|ClientIp(address)| *address),
+            user: None,
+            account: None,
+        }
     }
 
     /// The bucket identifier for `scope`, or `None` when the request has none (no `email` in the body of an
@@ -324,7 +326,10 @@ async fn provider_of(parts: &mut Parts, state: &AppState) -> String {
     let Ok(params) = RawPathParams::from_request_parts(parts, state).await else {
         return "none".to_owned();
     };
-    let raw = params.iter().find(|(name, _)| *name == "provider_id").or_else(|| params.iter().find(|(name, _)| *name == "id"));
+    let raw = params
+        .iter()
+        .find(|(name, _)| *name == "provider_id")
+        .or_else(|| params.iter().find(|(name, _)| *name == "id"));
     match raw {
         Some((_, value)) => uuid::Uuid::parse_str(value).map_or_else(|_| "malformed".to_owned(), |id| id.to_string()),
         None => "none".to_owned(),
@@ -339,8 +344,8 @@ async fn buffer_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<by
         return Err(Problem::payload_too_large());
     }
     axum::body::to_bytes(body, limit).await.map_err(|error| {
-        let too_large = std::error::Error::source(&error)
-            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        let too_large =
+            std::error::Error::source(&error).is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
         if too_large {
             Problem::payload_too_large()
         } else {

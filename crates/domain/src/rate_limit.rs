@@ -297,7 +297,8 @@ impl RoutePattern {
                 return Err(refuse("empty path segment"));
             }
         }
-        let path = if prefix { PathPattern::Prefix(format!("{body}/")) } else { PathPattern::Template(path.to_owned()) };
+        let path =
+            if prefix { PathPattern::Prefix(format!("{body}/")) } else { PathPattern::Template(path.to_owned()) };
         Ok(Self { method, path })
     }
 

@@ -148,7 +148,8 @@ pub fn parse_rate(text: &str) -> Result<(u32, Duration), String> {
         text.split_once('/').ok_or_else(|| format!("rate {text:?} is not count/period (such as 5/min)"))?;
     let count: u32 = count.trim().parse().map_err(|_| format!("rate {text:?}: the count must be a whole number"))?;
     let period = period.trim();
-    let with_amount = if period.starts_with(|c: char| c.is_ascii_digit()) { period.to_owned() } else { format!("1{period}") };
+    let with_amount =
+        if period.starts_with(|c: char| c.is_ascii_digit()) { period.to_owned() } else { format!("1{period}") };
     let period = humantime::parse_duration(&with_amount)
         .map_err(|_| format!("rate {text:?}: the period must be a duration such as s, min, hour, 10m"))?;
     if count == 0 || period.is_zero() {
@@ -216,7 +217,10 @@ impl RateLimitConfig {
 /// A table entry as a rule; `None` when disabled.
 fn compile(entry: &RuleConfig) -> Result<Option<RateLimitRule>, String> {
     let name_ok = (1..=64).contains(&entry.name.len())
-        && entry.name.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || matches!(byte, b'-' | b'_'));
+        && entry
+            .name
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || matches!(byte, b'-' | b'_'));
     if !name_ok {
         return Err("the name must be 1-64 characters of a-z 0-9 - _".into());
     }

@@ -157,10 +157,7 @@ macro_rules! impl_store_ports {
             async fn recent_rate_limit_violations(
                 &self,
                 limit: i64,
-            ) -> Result<
-                Vec<dashtam_domain::rate_limit::RateLimitViolation>,
-                dashtam_domain::ports::StoreError,
-            > {
+            ) -> Result<Vec<dashtam_domain::rate_limit::RateLimitViolation>, dashtam_domain::ports::StoreError> {
                 // `CAST … AS TEXT` reads PostgreSQL's INET as `addr/prefix`; the row conversion drops the prefix.
                 let rows: Vec<$crate::rows::RateLimitViolationRow> = sqlx::query_as(
                     "SELECT id, occurred_at, rule, route, scope, identifier, CAST(ip_address AS TEXT) AS ip_address \

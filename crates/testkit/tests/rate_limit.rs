@@ -334,7 +334,8 @@ impl OwnRedis {
     /// Starts `redis-server` on a free port; when it is not installed, stands for a Redis that is already
     /// gone (a closed port), which exercises the same failure path.
     async fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("free port").port();
+        let port =
+            TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("free port").port();
         let url = format!("redis://127.0.0.1:{port}");
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])

@@ -53,11 +53,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
             .get(header::USER_AGENT)
             .and_then(|value| value.to_str().ok())
             .map(|agent| agent.chars().take(MAX_USER_AGENT).collect());
-        let ip_address = parts
-            .extensions
-            .get::<ClientIp>()
-            .map(|ClientIp(address)| address.to_string())
-            .or_else(|| parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip().to_string()));
+        let ip_address =
+            parts.extensions.get::<ClientIp>().map(|ClientIp(address)| address.to_string()).or_else(|| {
+                parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip().to_string())
+            });
         Ok(Self(ClientInfo { user_agent, ip_address }))
     }
 }
