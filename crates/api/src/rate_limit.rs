@@ -349,7 +349,7 @@ async fn buffer_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<by
         if too_large {
             Problem::payload_too_large()
         } else {
-            Problem::new(StatusCode::BAD_REQUEST, "malformed_body", "Malformed body")
+            Problem::new(StatusCode::BAD_REQUEST, "unreadable_body", "Unreadable body")
                 .with_detail("The request body could not be read.")
         }
     })

@@ -297,6 +297,38 @@ mod tests {
     }
 
     #[test]
+    fn rules_come_from_toml_and_the_policy_from_the_environment() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("dashtam.toml");
+        std::fs::write(
+            &path,
+            "[rate_limit]\nredis_timeout = \"50ms\"\n\n[[rate_limit.rules]]\nname = \"login-ip\"\nburst = 50\n\n\
+             [[rate_limit.rules]]\nname = \"register-global\"\nroutes = [\"POST /api/v1/auth/register\"]\n\
+             scope = \"global\"\nburst = 100\nrate = \"100/hour\"\n",
+        )
+        .expect("write");
+        let environment = [("DASHTAM_RATE_LIMIT__FAILURE_POLICY".to_owned(), "closed".to_owned())];
+        let config = crate::Config::load_from(Some(&path), environment).expect("valid");
+        assert_eq!(config.rate_limit.failure_policy, FailurePolicy::Closed);
+        assert_eq!(config.rate_limit.redis_timeout, Duration::from_millis(50));
+        let rules = config.rate_limit.effective_rules().expect("valid rules");
+        assert_eq!(rules.iter().find(|rule| rule.name == "login-ip").map(|rule| rule.policy.burst()), Some(50));
+        assert!(rules.iter().any(|rule| rule.name == "register-global"));
+
+        std::fs::write(&path, "[[rate_limit.rules]]\nname = \"login-ip\"\nscope = \"galaxy\"\n").expect("write");
+        let refused = crate::Config::load_from(Some(&path), []).expect_err("refused");
+        assert!(
+            refused
+                .problems()
+                .iter()
+                .any(|problem| problem.starts_with("DASHTAM_RATE_LIMIT__RULES (rate_limit.rules): ")
+                    && problem.contains("galaxy")),
+            "{:?}",
+            refused.problems()
+        );
+    }
+
+    #[test]
     fn broken_rules_are_each_named() {
         let config = RateLimitConfig {
             rules: vec![
