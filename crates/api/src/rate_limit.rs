@@ -33,7 +33,7 @@ use sha2::{Digest, Sha256};
 
 pub use self::violations::DEFAULT_QUEUE_CAPACITY;
 use self::violations::ViolationRecorder;
-use crate::auth::bearer_token_of;
+use crate::auth::{VerifiedAccessGrant, bearer_token_of};
 use crate::client_ip::ClientIp;
 use crate::metrics::Metrics;
 use crate::problem::Problem;
@@ -309,11 +309,13 @@ impl Identities {
         }
     }
 
-    /// `user:<id>` for a caller with a valid (signed, unexpired) access token, else the address.
-    fn user_or_address(&mut self, parts: &Parts, state: &AppState) -> String {
+    /// `user:<id>` for a caller with a valid (signed, unexpired) access token, else the address. The checked
+    /// grant is left in the request for `AuthUser`, so the signature is not checked twice.
+    fn user_or_address(&mut self, parts: &mut Parts, state: &AppState) -> String {
         let user = self.user.get_or_insert_with(|| {
             let token = bearer_token_of(&parts.headers)?;
             let grant = state.access_tokens.verify(token, state.clock.now()).ok()?;
+            parts.extensions.insert(VerifiedAccessGrant(grant));
             Some(format!("user:{}", grant.user_id))
         });
         user.clone().unwrap_or_else(|| self.address())

@@ -6,6 +6,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use dashtam_domain::User;
 use dashtam_domain::auth::Principal;
+use dashtam_domain::tokens::AccessGrant;
 
 use super::errors::{TokenUse, auth_problem, unauthorized};
 use crate::problem::Problem;
@@ -32,14 +33,20 @@ where
         let token = bearer_token(parts).ok_or_else(|| {
             unauthorized("not_authenticated", "Not authenticated", "Send an access token as Authorization: Bearer.")
         })?;
-        let (principal, user) = state
-            .auth
-            .authenticate(token)
-            .await
-            .map_err(|error| auth_problem(error, TokenUse::Credential, "password"))?;
+        // The rate limiter may have checked this very header's signature already.
+        let authenticated = match parts.extensions.get::<VerifiedAccessGrant>() {
+            Some(VerifiedAccessGrant(grant)) => state.auth.authenticate_grant(*grant).await,
+            None => state.auth.authenticate(token).await,
+        };
+        let (principal, user) = authenticated.map_err(|error| auth_problem(error, TokenUse::Credential, "password"))?;
         Ok(Self { principal, user })
     }
 }
+
+/// What the `Authorization: Bearer` token of this request grants, its signature and expiry already checked
+/// (by the rate limiter, which needs the user first). Only server code puts it in a request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct VerifiedAccessGrant(pub(crate) AccessGrant);
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, per RFC 7235).
 fn bearer_token(parts: &Parts) -> Option<&str> {

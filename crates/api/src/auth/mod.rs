@@ -6,5 +6,5 @@ mod extract;
 mod handlers;
 
 pub use extract::AuthUser;
-pub(crate) use extract::bearer_token_of;
+pub(crate) use extract::{VerifiedAccessGrant, bearer_token_of};
 pub(crate) use handlers::routes;
