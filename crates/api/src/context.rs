@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use dashtam_domain::context::{Actor, RequestContext};
 use dashtam_domain::device::truncate_user_agent;
 
+use crate::client_ip::ClientIp;
 use crate::request_context::RequestId;
 
 /// The request's context, as an anonymous caller; [`AuthUser`](crate::auth::extract::AuthUser) carries the
@@ -43,7 +44,11 @@ pub fn request_context(parts: &Parts) -> RequestContext {
     }
 }
 
-/// The client's address: the socket's peer.
+/// The client's address: as resolved by the trusted-proxy rule ([`ClientIp`]), else the socket's peer.
 fn client_ip(parts: &Parts) -> Option<String> {
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip().to_string())
+    parts
+        .extensions
+        .get::<ClientIp>()
+        .map(|ClientIp(address)| address.to_string())
+        .or_else(|| parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip().to_string()))
 }

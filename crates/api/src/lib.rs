@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod client_ip;
 pub mod context;
 pub mod datetime;
 mod errors;
@@ -10,6 +11,7 @@ pub mod extract;
 pub mod metrics;
 pub mod ops;
 pub mod problem;
+pub mod rate_limit;
 pub mod request_context;
 pub mod sessions;
 pub mod state;
@@ -107,6 +109,8 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(settings.json_body_limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::limit_requests))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), client_ip::resolve_client_ip))
         .layer(CatchPanicLayer::custom(problem_for_panic))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout))
         .layer(SetSensitiveHeadersLayer::new([

@@ -37,6 +37,22 @@ struct PoolLabels {
     state: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RateLimitDecisionLabels {
+    rule: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BackendLabels {
+    backend: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ViolationLabels {
+    outcome: &'static str,
+}
+
 /// The application's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -44,6 +60,9 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     request_duration: Family<RouteLabels, Histogram>,
     db_pool_connections: Family<PoolLabels, Gauge>,
+    rate_limit_decisions: Family<RateLimitDecisionLabels, Counter>,
+    rate_limit_backend_failures: Family<BackendLabels, Counter>,
+    rate_limit_violations: Family<ViolationLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -70,7 +89,56 @@ impl Metrics {
             "Database pool connections (open, idle, max)",
             db_pool_connections.clone(),
         );
-        Arc::new(Self { registry, requests, request_duration, db_pool_connections })
+        let rate_limit_decisions = Family::<RateLimitDecisionLabels, Counter>::default();
+        registry.register(
+            "rate_limit_decisions",
+            "Rate-limit checks by rule and outcome (admitted, denied)",
+            rate_limit_decisions.clone(),
+        );
+        let rate_limit_backend_failures = Family::<BackendLabels, Counter>::default();
+        registry.register(
+            "rate_limit_backend_failures",
+            "Rate-limit checks the backend could not answer (the failure policy decided)",
+            rate_limit_backend_failures.clone(),
+        );
+        let rate_limit_violations = Family::<ViolationLabels, Counter>::default();
+        registry.register(
+            "rate_limit_violations",
+            "Refused requests by what became of their record (recorded, dropped)",
+            rate_limit_violations.clone(),
+        );
+        Arc::new(Self {
+            registry,
+            requests,
+            request_duration,
+            db_pool_connections,
+            rate_limit_decisions,
+            rate_limit_backend_failures,
+            rate_limit_violations,
+        })
+    }
+
+    /// The (admitted, denied) counters of one rate-limit rule, taken once so checks need no label lookup.
+    pub(crate) fn rate_limit_decision_counters(&self, rule: &str) -> (Counter, Counter) {
+        let counter = |outcome| {
+            self.rate_limit_decisions.get_or_create(&RateLimitDecisionLabels { rule: rule.to_owned(), outcome }).clone()
+        };
+        (counter("admitted"), counter("denied"))
+    }
+
+    /// The counter of checks a rate-limit backend failed.
+    pub(crate) fn rate_limit_backend_failures(&self, backend: &'static str) -> Counter {
+        self.rate_limit_backend_failures.get_or_create(&BackendLabels { backend }).clone()
+    }
+
+    /// Counts violation records written.
+    pub(crate) fn rate_limit_violation_recorded(&self, count: u64) {
+        self.rate_limit_violations.get_or_create(&ViolationLabels { outcome: "recorded" }).inc_by(count);
+    }
+
+    /// Counts violation records dropped (queue full, or the write failed).
+    pub(crate) fn rate_limit_violation_dropped(&self, count: u64) {
+        self.rate_limit_violations.get_or_create(&ViolationLabels { outcome: "dropped" }).inc_by(count);
     }
 
     /// Records one finished request.

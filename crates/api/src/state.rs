@@ -9,8 +9,11 @@ use dashtam_domain::audit::AuditLog;
 use dashtam_domain::auth::AuthService;
 use dashtam_domain::ports::{SharedState, Store};
 use dashtam_domain::sessions::SessionService;
+use dashtam_domain::tokens::AccessTokenCodec;
 
+use crate::client_ip::TrustedProxies;
 use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiting;
 
 /// HTTP-level limits, from configuration.
 #[derive(Debug, Clone)]
@@ -21,6 +24,8 @@ pub struct HttpSettings {
     pub readiness_timeout: Duration,
     /// The largest JSON body accepted.
     pub json_body_limit: usize,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for HttpSettings {
@@ -29,6 +34,7 @@ impl Default for HttpSettings {
             request_timeout: Duration::from_secs(30),
             readiness_timeout: Duration::from_secs(2),
             json_body_limit: 64 * 1024,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -52,6 +58,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// HTTP limits.
     pub settings: Arc<HttpSettings>,
+    /// Rate limiting: backend, rules and violation recording.
+    pub rate_limit: Arc<RateLimiting>,
+    /// Access-token signature and expiry checks without a database (the rate limiter's `user` scope).
+    pub access_tokens: Arc<dyn AccessTokenCodec>,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {

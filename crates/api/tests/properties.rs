@@ -1,14 +1,17 @@
 //! Property tests for the HTTP layer's parsers of outside input: JSON bodies (`parse_json` and the
-//! `ValidJson` extractor), query strings (`ValidQuery`), date-time values and the `X-Request-ID` header.
+//! `ValidJson` extractor), query strings (`ValidQuery`), date-time values, the `X-Request-ID` header, and
+//! `X-Forwarded-For` as read behind trusted proxies (`client_ip`).
 //!
 //! The `Authorization: Bearer` header parser (`auth::extract::bearer_token`) is private and is not covered
 //! here; the token behind it is covered by the adapters' properties.
 
+use std::net::IpAddr;
 use std::sync::LazyLock;
 
 use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use dashtam_api::client_ip::{FORWARDED_FOR, TrustedProxies};
 use dashtam_api::datetime::{DateOrTimestamp, DateTimeError, Timestamp, parse_date_or_timestamp, parse_timestamp};
 use dashtam_api::extract::{ValidJson, ValidQuery, Validate, parse_json};
 use dashtam_api::problem::{FieldError, Problem};
@@ -687,5 +690,99 @@ proptest! {
         headers.insert(REQUEST_ID_HEADER, HeaderValue::from_str(&id).expect("a valid header value"));
         let echoed = RequestId::from_headers(&headers);
         prop_assert_eq!(echoed.as_str(), id.as_str());
+    }
+}
+
+// ---- X-Forwarded-For --------------------------------------------------------------------------------------
+
+/// `10.0.0.0/8` and `fd00::/8` are the proxies in these properties.
+fn trusted_proxies() -> TrustedProxies {
+    TrustedProxies::new(["10.0.0.0/8", "fd00::/8"].map(|network| network.parse::<ipnet::IpNet>().expect("network")))
+}
+
+/// Addresses on both sides of the trust line, in both families.
+fn any_address() -> impl Strategy<Value = IpAddr> {
+    prop_oneof![
+        any::<u32>().prop_map(|bits| IpAddr::from(std::net::Ipv4Addr::from(bits))),
+        any::<u32>().prop_map(|bits| IpAddr::from(std::net::Ipv4Addr::from((10 << 24) | (bits & 0x00ff_ffff)))),
+        any::<u128>().prop_map(|bits| IpAddr::from(std::net::Ipv6Addr::from(bits))),
+        any::<u128>().prop_map(|bits| IpAddr::from(std::net::Ipv6Addr::from((0xfd << 120) | (bits >> 8)))),
+    ]
+}
+
+/// One hop as written in the header: an address with optional spaces, or garbage.
+fn any_hop() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => (any_address(), " {0,2}", " {0,2}").prop_map(|(address, before, after)| format!("{before}{address}{after}")),
+        // Printable ASCII but the list separator.
+        1 => "[ -+\\--~]{0,20}",
+    ]
+}
+
+/// What the client address should be: the rightmost hop that is not a trusted proxy; the leftmost when all
+/// are trusted; the peer when a hop on the way is malformed, there are none, or the chain is over 32 hops.
+fn expected_client(peer: IpAddr, hops: &[String], trusted: &TrustedProxies) -> IpAddr {
+    let mut last_trusted = None;
+    for (index, hop) in hops.iter().rev().enumerate() {
+        if index == 32 {
+            return peer;
+        }
+        let Ok(address) = hop.trim().parse::<IpAddr>() else { return peer };
+        if !trusted.contains(address) {
+            return address.to_canonical();
+        }
+        last_trusted = Some(address.to_canonical());
+    }
+    last_trusted.unwrap_or(peer)
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// A peer that is not a trusted proxy is the client, whatever it claims.
+    #[test]
+    fn untrusted_peers_are_the_client(
+        peer in any_address().prop_filter("untrusted", |address| !trusted_proxies().contains(*address)),
+        raw in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..60), 0..3),
+    ) {
+        let mut headers = HeaderMap::new();
+        for value in &raw {
+            if let Ok(value) = HeaderValue::from_bytes(value) {
+                headers.append(FORWARDED_FOR, value);
+            }
+        }
+        prop_assert_eq!(trusted_proxies().client_address(peer, &headers), peer.to_canonical());
+    }
+
+    /// Behind a trusted proxy, the client is exactly the rightmost untrusted hop (or the fallbacks above),
+    /// however the hops are spread over header lines.
+    #[test]
+    fn trusted_peers_name_the_rightmost_untrusted_hop(
+        peer in any_address().prop_filter("trusted", |address| trusted_proxies().contains(*address)),
+        hops in prop::collection::vec(any_hop(), 0..40),
+        split in 0_usize..40,
+    ) {
+        let trusted = trusted_proxies();
+        let split = split.min(hops.len());
+        let mut headers = HeaderMap::new();
+        for line in [&hops[..split], &hops[split..]] {
+            if !line.is_empty() {
+                headers.append(FORWARDED_FOR, HeaderValue::from_str(&line.join(",")).expect("printable ASCII"));
+            }
+        }
+        let client = trusted.client_address(peer, &headers);
+        prop_assert_eq!(client, expected_client(peer, &hops, &trusted));
+        let named = hops.iter().filter_map(|hop| hop.trim().parse::<IpAddr>().ok()).any(|hop| hop.to_canonical() == client);
+        prop_assert!(client == peer || named, "{client} came from nowhere");
+    }
+
+    /// No header value makes the parser panic.
+    #[test]
+    fn forwarded_for_never_panics(peer in any_address(), value in prop::collection::vec(any::<u8>(), 0..300)) {
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = HeaderValue::from_bytes(&value) {
+            headers.insert(FORWARDED_FOR, value);
+        }
+        let _ = trusted_proxies().client_address(peer, &headers);
     }
 }

@@ -20,7 +20,7 @@ use crate::mail::{EmailComposer, Notification};
 use crate::password::{Password, PasswordHasher, PasswordPolicy, PasswordProblem, PasswordVerification};
 use crate::ports::{Store, StoreError, StoreTx};
 use crate::session::{NewSession, OneTimePurpose, OneTimeToken, SessionEndReason, SessionId};
-use crate::tokens::{AccessTokenCodec, AccessTokenError, OpaqueTokenIssuer};
+use crate::tokens::{AccessGrant, AccessTokenCodec, AccessTokenError, OpaqueTokenIssuer};
 use crate::user::{Email, NewUser, Role, User, UserName};
 
 /// How stale a session's recorded last activity may get before a refresh updates it.
@@ -612,11 +612,20 @@ impl AuthService {
     /// its token version current — so logout, revocation and rotation take effect on the next request.
     /// Returns the caller and the account as stored now.
     pub async fn authenticate(&self, access_token: &str) -> Result<(Principal, User), AuthError> {
-        let now = self.clock.now();
-        let grant = self.access_tokens.verify(access_token, now).map_err(|error| match error {
+        let grant = self.access_tokens.verify(access_token, self.clock.now()).map_err(|error| match error {
             AccessTokenError::Expired => AuthError::TokenExpired,
             AccessTokenError::Invalid => AuthError::InvalidToken,
         })?;
+        self.authenticate_grant(grant).await
+    }
+
+    /// [`AuthService::authenticate`] for a token whose signature was already checked earlier in the same
+    /// request (by the rate limiter), so it is not checked twice: expiry and the stored state are.
+    pub async fn authenticate_grant(&self, grant: AccessGrant) -> Result<(Principal, User), AuthError> {
+        let now = self.clock.now();
+        if now >= grant.expires_at {
+            return Err(AuthError::TokenExpired);
+        }
         let state = self.store.session_auth_state(grant.session_id).await?.ok_or(AuthError::SessionRevoked)?;
         if state.user.id != grant.user_id {
             return Err(AuthError::InvalidToken);

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod mail;
 pub mod password;
 pub mod ports;
+pub mod rate_limit;
 pub mod secrets;
 pub mod session;
 pub mod sessions;

@@ -12,6 +12,7 @@ use crate::audit::{AuditEntry, AuditQuery, ChainPoint, ChainState};
 use crate::device::Device;
 use crate::ids::UserId;
 use crate::mail::{OutgoingEmail, QueuedEmail};
+use crate::rate_limit::RateLimitViolation;
 use crate::session::{
     NewSession, OneTimePurpose, OneTimeToken, RefreshTokenRecord, Session, SessionAuthState, SessionEndReason,
     SessionId, TokenDigest,
@@ -137,6 +138,8 @@ pub trait Store: Send + Sync + Debug {
 
     /// Audit entries matching `query`, newest first.
     async fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
+    /// The newest `limit` recorded rate-limit violations, newest first.
+    async fn recent_rate_limit_violations(&self, limit: i64) -> Result<Vec<RateLimitViolation>, StoreError>;
 }
 
 /// One write transaction.
@@ -274,6 +277,9 @@ pub trait StoreTx: Send {
 
     /// Makes every change of this transaction durable.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+
+    /// Records refused requests (written in batches, off the request path).
+    async fn insert_rate_limit_violations(&mut self, violations: &[RateLimitViolation]) -> Result<(), StoreError>;
 }
 
 /// A user's device history (see [`Store::device_history`]).

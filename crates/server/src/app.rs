@@ -15,16 +15,21 @@ use dashtam_adapters::mail::{
     DEFAULT_SEND_TIMEOUT, MailTransport, OutboxOptions, OutboxWaker, OutboxWorker, TemplateComposer,
 };
 use dashtam_adapters::password_hashing::{Argon2PasswordHasher, PasswordHashingOptions};
+use dashtam_adapters::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
 use dashtam_adapters::{MemorySharedState, RedisSharedState};
+use dashtam_api::client_ip::TrustedProxies;
 use dashtam_api::metrics::Metrics;
+use dashtam_api::rate_limit::{RateLimitSettings, RateLimiting};
 use dashtam_api::{AppState, HttpSettings};
 use dashtam_domain::Clock;
 use dashtam_domain::SystemClock;
 use dashtam_domain::audit::AuditLog;
 use dashtam_domain::auth::{AuthPorts, AuthService, AuthSettings, OutboxSignal};
 use dashtam_domain::context::RequestContext;
-use dashtam_domain::ports::SharedState;
+use dashtam_domain::ports::{SharedState, Store};
+use dashtam_domain::rate_limit::RateLimiter;
 use dashtam_domain::sessions::SessionService;
+use dashtam_domain::tokens::AccessTokenCodec;
 use dashtam_store::{Database, PoolOptions};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
@@ -51,6 +56,33 @@ pub fn shared_state(config: &Config) -> anyhow::Result<Arc<dyn SharedState>> {
         }
         None => Arc::new(MemorySharedState),
     })
+}
+
+/// The rate limiter: Redis when `DASHTAM_REDIS_URL` is set (one limit across instances), else in-process.
+fn rate_limiting(
+    config: &Config,
+    clock: &Arc<dyn Clock>,
+    store: &Arc<dyn Store>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<RateLimiting> {
+    let settings = &config.rate_limit;
+    let limiter: Arc<dyn RateLimiter> = match &config.redis_url {
+        Some(url) => Arc::new(
+            RedisRateLimiter::new(url.expose_secret(), settings.redis_timeout, &settings.redis_key_prefix)
+                .context("DASHTAM_REDIS_URL")?,
+        ),
+        None => Arc::new(MemoryRateLimiter::new(clock.clone(), settings.max_keys)),
+    };
+    let rules = settings
+        .effective_rules()
+        .map_err(|problems| anyhow::anyhow!("DASHTAM_RATE_LIMIT__RULES (rate_limit.rules): {}", problems.join("; ")))?;
+    let http_settings = RateLimitSettings {
+        enabled: settings.enabled,
+        failure_policy: settings.failure_policy,
+        rules,
+        ..RateLimitSettings::default()
+    };
+    Ok(RateLimiting::new(http_settings, limiter, store.clone(), metrics))
 }
 
 /// Everything the server runs: the HTTP state and the mail delivery worker.
@@ -91,7 +123,7 @@ pub fn build(config: &Config, database: &Database) -> anyhow::Result<Application
     build_with_clock(config, database, Arc::new(SystemClock))
 }
 
-/// [`build`] with another source of "now" (tests move time forward without sleeping).
+/// [`build`] with the source of "now" given (tests move time forward instead of sleeping).
 pub fn build_with_clock(config: &Config, database: &Database, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
     let store = database.store();
     let keys = crate::keys::load(config)?;
@@ -102,6 +134,7 @@ pub fn build_with_clock(config: &Config, database: &Database, clock: Arc<dyn Clo
         config.auth.access_token_lifetime,
     )
     .map_err(|error| anyhow::anyhow!("DASHTAM_KEYS__SIGNING (keys.signing): {error}"))?;
+    let access_tokens: Arc<dyn AccessTokenCodec> = Arc::new(access_tokens);
     let hasher = Argon2PasswordHasher::new(PasswordHashingOptions {
         memory_kib: config.auth.argon2_memory_kib,
         iterations: config.auth.argon2_iterations,
@@ -116,7 +149,7 @@ pub fn build_with_clock(config: &Config, database: &Database, clock: Arc<dyn Clo
         AuthPorts {
             store: store.clone(),
             hasher: Arc::new(hasher),
-            access_tokens: Arc::new(access_tokens),
+            access_tokens: access_tokens.clone(),
             opaque_tokens: Arc::new(keys.opaque_tokens),
             composer: Arc::new(TemplateComposer::new(config.app_url().to_string(), "Dashtam")),
             outbox: Arc::new(WakeOutbox(outbox.waker())),
@@ -136,6 +169,8 @@ pub fn build_with_clock(config: &Config, database: &Database, clock: Arc<dyn Clo
             ..AuthSettings::default()
         },
     );
+    let metrics = Metrics::new();
+    let rate_limit = rate_limiting(config, &clock, &store, &metrics)?;
     let state = AppState {
         store: store.clone(),
         shared_state: shared_state(config)?,
@@ -143,12 +178,15 @@ pub fn build_with_clock(config: &Config, database: &Database, clock: Arc<dyn Clo
         sessions: Arc::new(SessionService::new(store.clone(), audit.clone(), clock.clone())),
         audit,
         clock,
-        metrics: Metrics::new(),
+        metrics,
         settings: Arc::new(HttpSettings {
             request_timeout: config.server.request_timeout,
             readiness_timeout: config.server.readiness_timeout,
             json_body_limit: config.server.json_body_limit,
+            trusted_proxies: TrustedProxies::new(config.trusted_proxies.iter().copied()),
         }),
+        rate_limit: Arc::new(rate_limit),
+        access_tokens,
     };
     Ok(Application { state, outbox })
 }

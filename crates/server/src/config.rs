@@ -15,6 +15,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use url::Url;
 
+pub use crate::rate_limit_config::{RateLimitConfig, RuleConfig};
+
 /// The prefix of every environment variable read here.
 const ENV_PREFIX: &str = "DASHTAM_";
 
@@ -333,20 +335,6 @@ impl Default for MailConfig {
     }
 }
 
-/// `[rate_limit]`.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RateLimitConfig {
-    /// `DASHTAM_RATE_LIMIT__ENABLED`.
-    pub enabled: bool,
-}
-
-impl Default for RateLimitConfig {
-    fn default() -> Self {
-        Self { enabled: true }
-    }
-}
-
 /// `[keys]`: keyrings (`kid:base64key`, comma-separated, the first active) and the token-hash secret.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -518,6 +506,9 @@ impl Config {
         }
         if self.redis_timeout.is_zero() {
             refuse("redis_timeout", "must be greater than zero".into());
+        }
+        for (key_path, message) in self.rate_limit.problems() {
+            refuse(key_path, message);
         }
         if let Err(error) = self.auth.password_policy.validate() {
             refuse("auth.password_policy", error.to_string());

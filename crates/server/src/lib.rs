@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod keys;
 pub mod logging;
+pub mod rate_limit_config;
 pub mod tokens;
 pub mod users;
 

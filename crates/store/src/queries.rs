@@ -294,6 +294,22 @@ macro_rules! impl_store_ports {
                     .map_err($crate::errors::store_error)?;
                 $crate::rows::audit_entries_from_rows(rows)
             }
+
+            async fn recent_rate_limit_violations(
+                &self,
+                limit: i64,
+            ) -> Result<Vec<dashtam_domain::rate_limit::RateLimitViolation>, dashtam_domain::ports::StoreError> {
+                // `CAST … AS TEXT` reads PostgreSQL's INET as `addr/prefix`; the row conversion drops the prefix.
+                let rows: Vec<$crate::rows::RateLimitViolationRow> = sqlx::query_as(
+                    "SELECT id, occurred_at, rule, route, scope, identifier, CAST(ip_address AS TEXT) AS ip_address \
+                     FROM rate_limit_violations ORDER BY occurred_at DESC, id DESC LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::errors::store_error)?;
+                rows.into_iter().map(TryFrom::try_from).collect()
+            }
         }
 
         #[async_trait::async_trait]
@@ -860,6 +876,38 @@ macro_rules! impl_store_ports {
 
             async fn commit(self: Box<Self>) -> Result<(), dashtam_domain::ports::StoreError> {
                 self.tx.commit().await.map_err($crate::errors::store_error)
+            }
+
+            async fn insert_rate_limit_violations(
+                &mut self,
+                violations: &[dashtam_domain::rate_limit::RateLimitViolation],
+            ) -> Result<(), dashtam_domain::ports::StoreError> {
+                // PostgreSQL keeps addresses as INET, which a text parameter only reaches through an explicit
+                // cast; SQLite keeps text, and would read `CAST(… AS INET)` as an integer conversion.
+                let statement = match <$store>::BACKEND {
+                    dashtam_domain::ports::StoreBackend::Postgres => {
+                        "INSERT INTO rate_limit_violations (id, occurred_at, rule, route, scope, identifier, \
+                         ip_address) VALUES ($1, $2, $3, $4, $5, $6, CAST($7 AS INET))"
+                    }
+                    dashtam_domain::ports::StoreBackend::Sqlite => {
+                        "INSERT INTO rate_limit_violations (id, occurred_at, rule, route, scope, identifier, \
+                         ip_address) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                    }
+                };
+                for violation in violations {
+                    sqlx::query(statement)
+                        .bind(violation.id)
+                        .bind($crate::rows::utc(violation.occurred_at))
+                        .bind(&violation.rule)
+                        .bind(&violation.route)
+                        .bind(violation.scope.as_str())
+                        .bind(&violation.identifier)
+                        .bind(violation.ip_address.map(|address| address.to_string()))
+                        .execute(&mut *self.tx)
+                        .await
+                        .map_err($crate::errors::store_error)?;
+                }
+                Ok(())
             }
         }
     };

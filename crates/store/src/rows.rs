@@ -349,3 +349,39 @@ pub(crate) fn audit_query_sql(query: &AuditQuery) -> String {
     condition(&mut sql, " ORDER BY seq DESC LIMIT ?");
     sql
 }
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct RateLimitViolationRow {
+    id: Uuid,
+    occurred_at: OffsetDateTime,
+    rule: String,
+    route: String,
+    scope: String,
+    identifier: String,
+    ip_address: Option<String>,
+}
+
+impl TryFrom<RateLimitViolationRow> for dashtam_domain::rate_limit::RateLimitViolation {
+    type Error = StoreError;
+
+    fn try_from(row: RateLimitViolationRow) -> Result<Self, Self::Error> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("rate-limit violation {}: {what}", row.id));
+        let scope =
+            dashtam_domain::rate_limit::RateLimitScope::from_name(&row.scope).ok_or_else(|| corrupt("scope"))?;
+        // PostgreSQL renders INET as `address/prefix`; a host address has the full prefix.
+        let ip_address = row
+            .ip_address
+            .as_deref()
+            .map(|text| text.split('/').next().unwrap_or(text).parse().map_err(|_| corrupt("ip_address")))
+            .transpose()?;
+        Ok(Self {
+            id: row.id,
+            occurred_at: row.occurred_at,
+            rule: row.rule,
+            route: row.route,
+            scope,
+            identifier: row.identifier,
+            ip_address,
+        })
+    }
+}

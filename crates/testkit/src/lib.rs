@@ -148,28 +148,9 @@ pub fn test_config(data_dir: &Path, database: &TestDatabase) -> Config {
         ..Config::default()
     };
     config.server.shutdown_timeout = Duration::from_secs(5);
+    // Test apps share the test Redis; each gets its own rate-limit buckets.
+    config.rate_limit.redis_key_prefix = format!("test-{}", uuid::Uuid::now_v7().simple());
     config
-}
-
-/// The wall clock shifted by an offset a test moves forward, so expiry, grace periods and once-a-minute rules
-/// are tested without sleeping while time still passes normally in between.
-#[derive(Debug, Default)]
-pub struct ShiftedClock {
-    offset_micros: AtomicI64,
-}
-
-impl ShiftedClock {
-    /// Moves "now" forward by `by`.
-    pub fn advance(&self, by: Duration) {
-        let micros = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
-        self.offset_micros.fetch_add(micros, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ShiftedClock {
-    fn now(&self) -> time::OffsetDateTime {
-        SystemClock.now() + time::Duration::microseconds(self.offset_micros.load(Ordering::SeqCst))
-    }
 }
 
 /// The real server, serving on 127.0.0.1 at an OS-chosen port, stopped when dropped.
@@ -185,8 +166,8 @@ pub struct TestApp {
     pub database: Database,
     /// Its configuration.
     pub config: Config,
-    /// The clock it runs on; [`ShiftedClock::advance`] moves its "now".
-    pub clock: Arc<ShiftedClock>,
+    /// Its clock: the system clock, which tests may move forward.
+    pub clock: Arc<AdjustableClock>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     _test_database: TestDatabase,
@@ -216,7 +197,7 @@ impl TestApp {
         configure(&mut config);
         config.validate().expect("test configuration is valid");
         let opened = database.open().await;
-        let clock = Arc::new(ShiftedClock::default());
+        let clock = Arc::new(AdjustableClock::default());
         let application = app::build_with_clock(&config, &opened, clock.clone()).expect("build the application");
         let state = application.state;
         let (stop_outbox, outbox_stopped) = oneshot::channel::<()>();
@@ -319,5 +300,26 @@ impl Drop for TestApp {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
+    }
+}
+
+/// The system clock moved forward by however much a test asks, so time-based rules (rate-limit refill,
+/// expiry) can be tested without sleeping.
+#[derive(Debug, Default)]
+pub struct AdjustableClock {
+    offset_micros: AtomicI64,
+}
+
+impl AdjustableClock {
+    /// Moves "now" forward by `by` for every later reading.
+    pub fn advance(&self, by: Duration) {
+        let micros = i64::try_from(by.as_micros()).expect("a test advances by less than 292 000 years");
+        self.offset_micros.fetch_add(micros, Ordering::SeqCst);
+    }
+}
+
+impl Clock for AdjustableClock {
+    fn now(&self) -> time::OffsetDateTime {
+        SystemClock.now() + time::Duration::microseconds(self.offset_micros.load(Ordering::SeqCst))
     }
 }

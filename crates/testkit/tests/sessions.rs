@@ -290,3 +290,32 @@ async fn a_revocation_on_one_instance_is_refused_by_another_at_once() {
     assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "session_revoked"));
     assert!(started.elapsed() < Duration::from_secs(1));
 }
+
+#[tokio::test]
+async fn a_session_through_a_trusted_proxy_shows_the_clients_device_address_and_place() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../adapters/tests/fixtures/geo-fixture.mmdb");
+    let app = TestApp::spawn_configured(TestDatabase::preferred().await, |config| {
+        config.trusted_proxies = vec!["127.0.0.1/32".parse().expect("network")];
+        config.geoip.database = Some(fixture);
+    })
+    .await;
+    verified_user(&app, "ada@example.com").await;
+    let response = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("user-agent", FIREFOX)
+        .header("x-forwarded-for", "203.0.113.7")
+        .json(&json!({"email": "ada@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens = tokens(&response.json().await.expect("body"));
+    let (_, body) = get_as(&app, &tokens.access, "/api/v1/auth/sessions").await;
+    let session = &body["sessions"][0];
+    assert_eq!(
+        (session["device_info"].clone(), session["ip_address"].clone(), session["location"].clone()),
+        (json!("Firefox on Linux"), json!("203.0.113.7"), json!("Berlin, Germany")),
+        "{body}"
+    );
+}

@@ -716,3 +716,36 @@ async fn outbox_claims_respect_the_batch_limit_in_queue_order() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn rate_limit_violations_are_recorded_in_batches_and_read_newest_first() {
+    use dashtam_domain::rate_limit::{RateLimitScope, RateLimitViolation};
+    on_every_backend(|store, _| async move {
+        let violation = |minute: i64, address: Option<&str>, scope| RateLimitViolation {
+            id: Uuid::now_v7(),
+            occurred_at: datetime!(2026-11-28 10:00:00.123456 UTC) + Duration::minutes(minute),
+            rule: "login-ip".to_owned(),
+            route: "POST /api/v1/auth/login".to_owned(),
+            scope,
+            identifier: address.map_or_else(|| "account:00ff".to_owned(), |address| format!("ip:{address}")),
+            ip_address: address.map(|address| address.parse().expect("address")),
+        };
+        let batch = [
+            violation(0, Some("203.0.113.7"), RateLimitScope::Ip),
+            violation(2, Some("2001:db8::1"), RateLimitScope::Ip),
+            violation(1, None, RateLimitScope::Account),
+        ];
+        let mut tx = store.begin().await.expect("begin");
+        tx.insert_rate_limit_violations(&batch).await.expect("insert");
+        tx.commit().await.expect("commit");
+        let newest_first = store.recent_rate_limit_violations(10).await.expect("read");
+        assert_eq!(newest_first, [batch[1].clone(), batch[2].clone(), batch[0].clone()]);
+        assert_eq!(store.recent_rate_limit_violations(1).await.expect("read"), [batch[1].clone()]);
+        // A batch is one transaction: dropped uncommitted, none of it is kept.
+        let mut tx = store.begin().await.expect("begin");
+        tx.insert_rate_limit_violations(&[violation(3, None, RateLimitScope::Global)]).await.expect("insert");
+        drop(tx);
+        assert_eq!(store.recent_rate_limit_violations(10).await.expect("read").len(), 3);
+    })
+    .await;
+}

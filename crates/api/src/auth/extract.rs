@@ -7,6 +7,7 @@ use axum::http::{StatusCode, header};
 use dashtam_domain::User;
 use dashtam_domain::audit::{AuditAction, AuditEvent, AuditOutcome};
 use dashtam_domain::auth::Principal;
+use dashtam_domain::tokens::AccessGrant;
 use dashtam_domain::{RequestContext, Role};
 
 use super::errors::{TokenUse, auth_problem, unauthorized};
@@ -37,19 +38,30 @@ where
         let token = bearer_token(parts).ok_or_else(|| {
             unauthorized("not_authenticated", "Not authenticated", "Send an access token as Authorization: Bearer.")
         })?;
-        let (principal, user) = state
-            .auth
-            .authenticate(token)
-            .await
-            .map_err(|error| auth_problem(error, TokenUse::Credential, "password"))?;
+        // The rate limiter may have checked this very header's signature already.
+        let authenticated = match parts.extensions.get::<VerifiedAccessGrant>() {
+            Some(VerifiedAccessGrant(grant)) => state.auth.authenticate_grant(*grant).await,
+            None => state.auth.authenticate(token).await,
+        };
+        let (principal, user) = authenticated.map_err(|error| auth_problem(error, TokenUse::Credential, "password"))?;
         let context = request_context(parts).signed_in(principal.user_id, principal.session_id);
         Ok(Self { principal, user, context })
     }
 }
 
+/// What the `Authorization: Bearer` token of this request grants, its signature and expiry already checked
+/// (by the rate limiter, which needs the user first). Only server code puts it in a request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct VerifiedAccessGrant(pub(crate) AccessGrant);
+
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, per RFC 7235).
 fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_token_of(&parts.headers)
+}
+
+/// [`bearer_token`] of a header map (the rate limiter reads it before any extractor runs).
+pub(crate) fn bearer_token_of(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)

@@ -6,4 +6,5 @@ mod extract;
 mod handlers;
 
 pub use extract::{AdminUser, AuthUser};
+pub(crate) use extract::{VerifiedAccessGrant, bearer_token_of};
 pub(crate) use handlers::routes;

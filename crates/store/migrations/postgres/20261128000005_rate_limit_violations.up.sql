@@ -1,0 +1,14 @@
+-- Requests refused by a rate limit, kept for abuse review. Written in batches off the request path.
+CREATE TABLE rate_limit_violations (
+    id          UUID        NOT NULL PRIMARY KEY,
+    occurred_at TIMESTAMPTZ NOT NULL,
+    rule        TEXT        NOT NULL,
+    route       TEXT        NOT NULL,
+    scope       TEXT        NOT NULL,
+    identifier  TEXT        NOT NULL,
+    ip_address  INET
+);
+
+-- Review looks at recent violations, overall or by address.
+CREATE INDEX rate_limit_violations_occurred_at_idx ON rate_limit_violations (occurred_at);
+CREATE INDEX rate_limit_violations_ip_address_idx ON rate_limit_violations (ip_address, occurred_at);
