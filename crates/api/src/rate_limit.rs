@@ -23,6 +23,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use dashtam_domain::Email;
+use dashtam_domain::audit::AuditLog;
 use dashtam_domain::ports::{BoxError, Store};
 use dashtam_domain::rate_limit::{
     FailurePolicy, RateLimitDecision, RateLimitRule, RateLimitScope, RateLimitViolation, RateLimiter, governing_rules,
@@ -103,11 +104,12 @@ impl RateLimiting {
         settings: RateLimitSettings,
         limiter: Arc<dyn RateLimiter>,
         store: Arc<dyn Store>,
+        audit: Arc<AuditLog>,
         metrics: &Arc<Metrics>,
     ) -> Self {
         let decisions = settings.rules.iter().map(|rule| metrics.rate_limit_decision_counters(&rule.name)).collect();
         let backend_failures = metrics.rate_limit_backend_failures(limiter.backend());
-        let violations = ViolationRecorder::start(store, metrics.clone(), settings.violation_queue);
+        let violations = ViolationRecorder::start(store, audit, metrics.clone(), settings.violation_queue);
         Self {
             settings,
             limiter,
@@ -209,15 +211,18 @@ pub async fn limit_requests(State(state): State<AppState>, request: Request, nex
             }
             Ok(decision) => {
                 limiting.decisions[index].1.inc();
-                limiting.violations.record(RateLimitViolation {
-                    id: uuid::Uuid::now_v7(),
-                    occurred_at: state.clock.now(),
-                    rule: rule.name.clone(),
-                    route: format!("{} {template}", parts.method),
-                    scope: rule.scope,
-                    identifier,
-                    ip_address: identities.client_ip,
-                });
+                limiting.violations.record(
+                    RateLimitViolation {
+                        id: uuid::Uuid::now_v7(),
+                        occurred_at: state.clock.now(),
+                        rule: rule.name.clone(),
+                        route: format!("{} {template}", parts.method),
+                        scope: rule.scope,
+                        identifier,
+                        ip_address: identities.client_ip,
+                    },
+                    crate::context::request_context(&parts),
+                );
                 return too_many_requests(&decision);
             }
             Err(error) => {

@@ -63,6 +63,7 @@ fn rate_limiting(
     config: &Config,
     clock: &Arc<dyn Clock>,
     store: &Arc<dyn Store>,
+    audit: &Arc<AuditLog>,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<RateLimiting> {
     let settings = &config.rate_limit;
@@ -82,7 +83,7 @@ fn rate_limiting(
         rules,
         ..RateLimitSettings::default()
     };
-    Ok(RateLimiting::new(http_settings, limiter, store.clone(), metrics))
+    Ok(RateLimiting::new(http_settings, limiter, store.clone(), audit.clone(), metrics))
 }
 
 /// Everything the server runs: the HTTP state and the mail delivery worker.
@@ -170,7 +171,7 @@ pub fn build_with_clock(config: &Config, database: &Database, clock: Arc<dyn Clo
         },
     );
     let metrics = Metrics::new();
-    let rate_limit = rate_limiting(config, &clock, &store, &metrics)?;
+    let rate_limit = rate_limiting(config, &clock, &store, &audit, &metrics)?;
     let state = AppState {
         store: store.clone(),
         shared_state: shared_state(config)?,

@@ -125,6 +125,16 @@ async fn refused_after_the_burst_with_headers_body_metrics_and_a_record() {
     assert_eq!(violation.identifier, "ip:127.0.0.1");
     assert_eq!(violation.ip_address, Some("127.0.0.1".parse().expect("address")));
 
+    // The refusal is audited with the request it refused, in the same transaction as the record.
+    let request_id = refused.body["request_id"].as_str().expect("request id").to_owned();
+    let query = dashtam_domain::audit::AuditQuery { request_id: Some(request_id), limit: 10, ..Default::default() };
+    let audited = app.state.audit.query(&query).await.expect("read the audit log");
+    assert_eq!(audited.len(), 1, "{audited:?}");
+    assert_eq!((audited[0].action.as_str(), audited[0].outcome.as_str()), ("rate_limit.denied", "denied"));
+    assert_eq!(audited[0].route.as_deref(), Some(VERIFY_EMAIL));
+    assert_eq!(audited[0].resource_id, Some(violation.id.to_string()));
+    assert!(audited[0].details.contains("\"rule\":\"verify-email\""), "{}", audited[0].details);
+
     let text = metrics(&app).await;
     for series in [
         r#"dashtam_rate_limit_decisions_total{rule="verify-email",outcome="admitted"} 3"#,
