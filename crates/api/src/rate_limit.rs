@@ -151,12 +151,12 @@ impl RateLimiting {
         let standard =
             [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS];
         if standard.contains(method) {
-            self.routes
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(template.into())
-                .or_default()
-                .push((method.clone(), rules.clone()));
+            let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+            let methods = routes.entry(template.into()).or_default();
+            // Another request may have filled it in meanwhile.
+            if !methods.iter().any(|(known, _)| known == method) {
+                methods.push((method.clone(), rules.clone()));
+            }
         }
         rules
     }
