@@ -67,6 +67,40 @@ impl utoipa::Modify for BearerSecurity {
     }
 }
 
+/// Documents the `429` every `/api/v1` operation may answer once a rate-limit rule refuses it (applied to the
+/// finished document: modifiers on [`ApiDoc`] run before the routes add their paths).
+#[derive(Debug)]
+struct RateLimitResponses;
+
+impl utoipa::Modify for RateLimitResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::content::ContentBuilder;
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::{ObjectBuilder, Ref, ResponseBuilder, Type};
+        let whole_seconds = || ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)).build();
+        let response = ResponseBuilder::new()
+            .description("rate_limit_exceeded: wait `Retry-After` seconds (also `retry_after` in the body)")
+            .header("Retry-After", HeaderBuilder::new().schema(whole_seconds()).build())
+            .header("X-RateLimit-Limit", HeaderBuilder::new().schema(whole_seconds()).build())
+            .header("X-RateLimit-Remaining", HeaderBuilder::new().schema(whole_seconds()).build())
+            .header("X-RateLimit-Reset", HeaderBuilder::new().schema(whole_seconds()).build())
+            .content(
+                "application/problem+json",
+                ContentBuilder::new().schema(Some(Ref::from_schema_name("ProblemDocument"))).build(),
+            )
+            .build();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/v1/") {
+                continue;
+            }
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                operation.responses.responses.entry("429".to_owned()).or_insert_with(|| response.clone().into());
+            }
+        }
+    }
+}
+
 /// Every route with its OpenAPI description.
 fn documented_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -84,14 +118,21 @@ fn documented_routes() -> OpenApiRouter<AppState> {
 /// The OpenAPI document of every route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, mut document) = documented_routes().split_for_parts();
-    document.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    finish_document(&mut document);
     document
+}
+
+/// What only the complete document can have: the version, and the `429` of every rate-limited operation.
+fn finish_document(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::Modify;
+    document.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    RateLimitResponses.modify(document);
 }
 
 /// The whole application: every route, behind the middleware every request passes through.
 pub fn router(state: AppState) -> Router {
     let (routes, mut document) = documented_routes().split_for_parts();
-    document.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    finish_document(&mut document);
     // The document is fixed for the life of the process; serialising it once keeps `/openapi.json` cheap.
     let document = document.to_json().unwrap_or_else(|error| {
         tracing::error!(%error, "OpenAPI document failed to serialise");

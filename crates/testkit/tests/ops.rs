@@ -143,7 +143,23 @@ async fn openapi_describes_every_operations_route() {
         assert!(operation["requestBody"].is_object(), "{path} documents its body");
         let responses = operation["responses"].as_object().expect("responses");
         assert!(responses.keys().any(|status| status.starts_with('4')), "{path} documents its errors");
+        assert!(responses["429"]["headers"]["Retry-After"].is_object(), "{path} documents its rate limit");
     }
+    for (path, method) in [
+        ("/api/v1/auth/sessions", "get"),
+        ("/api/v1/auth/sessions/{id}", "delete"),
+        ("/api/v1/auth/sessions/others/revoke", "delete"),
+        ("/api/v1/auth/sessions/all/revoke", "delete"),
+        ("/api/v1/users/{user_id}/token-rotations", "post"),
+        ("/api/v1/admin/token-rotations", "post"),
+        ("/api/v1/admin/security-config", "get"),
+        ("/api/v1/admin/audit-logs", "get"),
+    ] {
+        let operation = &document["paths"][path][method];
+        assert!(operation["security"].is_array(), "{method} {path} missing or unauthenticated");
+        assert!(operation["responses"]["401"].is_object(), "{method} {path} documents 401");
+    }
+    assert!(document["paths"]["/health"]["get"]["responses"]["429"].is_null(), "operations are never limited");
     assert!(document["paths"]["/api/v1/auth/me"]["patch"].is_object());
     assert_eq!(document["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     assert!(document["paths"]["/api/v1/auth/me"]["get"]["security"].is_array(), "authenticated routes say so");
