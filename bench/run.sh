@@ -17,6 +17,7 @@ ENDPOINTS=(
     "health  GET  /health"
     "ready   GET  /ready"
     "me      GET  /api/v1/auth/me       me.lua"
+    "sessions GET /api/v1/auth/sessions me.lua"
     "refresh POST /api/v1/auth/refresh  refresh.lua"
     "login   POST /api/v1/auth/login    login.lua      1,16,256"
 )
@@ -347,10 +348,10 @@ SQL
         sqlite3 "$TMP_DIR/sqlite/dashtam.db" <<SQL
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $count)
 INSERT INTO sessions (id, user_id, created_at, last_activity_at, expires_at)
-SELECT randomblob(16), (SELECT id FROM users LIMIT 1), '2026-01-01 00:00:00.0 +00:00:00',
-       '2026-01-01 00:00:00.0 +00:00:00', '2099-01-01 00:00:00.0 +00:00:00' FROM n;
+SELECT randomblob(16), (SELECT id FROM users LIMIT 1), '2026-01-01T00:00:00Z',
+       '2026-01-01T00:00:00Z', '2099-01-01T00:00:00Z' FROM n;
 INSERT INTO refresh_tokens (id, session_id, token_hash, created_at)
-SELECT randomblob(16), id, randomblob(32), '2026-01-01 00:00:00.0 +00:00:00' FROM sessions
+SELECT randomblob(16), id, randomblob(32), '2026-01-01T00:00:00Z' FROM sessions
 WHERE id NOT IN (SELECT session_id FROM refresh_tokens);
 SQL
     fi
