@@ -814,10 +814,12 @@ macro_rules! impl_store_ports {
                 entry: &dashtam_domain::audit::AuditEntry,
                 head_seal: &str,
             ) -> Result<(), dashtam_domain::ports::StoreError> {
+                // The `audit_log_moves_head` trigger makes this entry the sealed head.
                 sqlx::query(concat!(
                     "INSERT INTO audit_log (",
                     $crate::queries::audit_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+                    ", head_seal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+                     $18, $19, $20)"
                 ))
                 .bind(entry.seq)
                 .bind(entry.id)
@@ -838,17 +840,11 @@ macro_rules! impl_store_ports {
                 .bind(&entry.trace_id)
                 .bind(&entry.details)
                 .bind(&entry.hash)
+                .bind(head_seal)
                 .execute(&mut *self.tx)
                 .await
-                .map_err($crate::errors::store_error)?;
-                sqlx::query("UPDATE audit_chain SET head_hash = $1, head_seal = $2 WHERE id = 1 AND head_seq = $3")
-                    .bind(&entry.hash)
-                    .bind(head_seal)
-                    .bind(entry.seq)
-                    .execute(&mut *self.tx)
-                    .await
-                    .map(drop)
-                    .map_err($crate::errors::store_error)
+                .map(drop)
+                .map_err($crate::errors::store_error)
             }
 
             async fn purge_audit_through(

@@ -1,0 +1,2 @@
+DROP TRIGGER audit_log_moves_head;
+ALTER TABLE audit_log DROP COLUMN head_seal;
