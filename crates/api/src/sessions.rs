@@ -5,7 +5,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use dashtam_domain::UserId;
-use dashtam_domain::sessions::{GlobalRotationOutcome, SessionError, SessionView, UserRotation};
+use std::ops::RangeInclusive;
+
+use dashtam_domain::sessions::{
+    GLOBAL_ROTATION_REASON_CHARS, GlobalRotationOutcome, MAX_GRACE_SECONDS, SessionError, SessionView,
+    USER_ROTATION_REASON_CHARS, UserRotation, reason_length_fits,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -17,9 +22,6 @@ use crate::datetime::Timestamp;
 use crate::extract::{PathId, ValidJson, Validate};
 use crate::problem::{FieldError, Problem, ProblemDocument};
 use crate::state::AppState;
-
-/// The longest grace period of a global rotation: one hour.
-const MAX_GRACE_SECONDS: u64 = 3600;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -182,10 +184,11 @@ pub(crate) async fn revoke_all_sessions(
     Ok(Json(RevokedCountResponse { message: "Every session has ended, this one included.", revoked_count }))
 }
 
-fn reason_error(reason: &str, min: usize, max: usize) -> Option<FieldError> {
-    let length = reason.trim().chars().count();
-    (!(min..=max).contains(&length))
-        .then(|| FieldError::new("reason", "invalid_length", format!("must be {min}–{max} characters")))
+fn reason_error(reason: &str, allowed: &RangeInclusive<usize>) -> Option<FieldError> {
+    (!reason_length_fits(reason, allowed)).then(|| {
+        let message = format!("must be {}–{} characters", allowed.start(), allowed.end());
+        FieldError::new("reason", "invalid_length", message)
+    })
 }
 
 /// `POST /users/{user_id}/token-rotations`.
@@ -198,7 +201,7 @@ pub struct UserRotationRequest {
 
 impl Validate for UserRotationRequest {
     fn validate(&self) -> Result<(), Vec<FieldError>> {
-        reason_error(&self.reason, 10, 500).map_or(Ok(()), |error| Err(vec![error]))
+        reason_error(&self.reason, &USER_ROTATION_REASON_CHARS).map_or(Ok(()), |error| Err(vec![error]))
     }
 }
 
@@ -215,7 +218,8 @@ pub struct GlobalRotationRequest {
 
 impl Validate for GlobalRotationRequest {
     fn validate(&self) -> Result<(), Vec<FieldError>> {
-        let mut errors: Vec<FieldError> = reason_error(&self.reason, 20, 1000).into_iter().collect();
+        let mut errors: Vec<FieldError> =
+            reason_error(&self.reason, &GLOBAL_ROTATION_REASON_CHARS).into_iter().collect();
         if self.grace_period_seconds > MAX_GRACE_SECONDS {
             errors.push(FieldError::new(
                 "grace_period_seconds",

@@ -5,6 +5,7 @@
 //! its session, user and the global token settings in one indexed query (see `AuthService::authenticate`):
 //! there is no cache that could serve a revoked session.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,18 @@ use crate::ids::UserId;
 use crate::ports::{GlobalRotation, Store, StoreError};
 use crate::session::{Session, SessionEndReason, SessionId};
 use crate::user::{Role, SecurityConfig};
+
+/// How many characters a user rotation's reason may have (it is recorded in the audit log).
+pub const USER_ROTATION_REASON_CHARS: RangeInclusive<usize> = 10..=500;
+/// How many characters a global rotation's reason may have.
+pub const GLOBAL_ROTATION_REASON_CHARS: RangeInclusive<usize> = 20..=1000;
+/// The longest grace period of a global rotation, in seconds: one hour.
+pub const MAX_GRACE_SECONDS: u64 = 3600;
+
+/// Whether a rotation reason, trimmed, has a length in `allowed`.
+pub fn reason_length_fits(reason: &str, allowed: &RangeInclusive<usize>) -> bool {
+    allowed.contains(&reason.trim().chars().count())
+}
 
 /// Why a session or rotation request was refused.
 #[derive(Debug, thiserror::Error)]

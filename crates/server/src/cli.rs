@@ -61,7 +61,7 @@ pub enum TokensCommand {
         #[arg(long)]
         reason: String,
         /// Global only: how long existing tokens keep working (0–3600).
-        #[arg(long, default_value_t = 0, requires = "global", value_parser = clap::value_parser!(u64).range(0..=3600))]
+        #[arg(long, default_value_t = 0, requires = "global", value_parser = clap::value_parser!(u64).range(0..=dashtam_domain::sessions::MAX_GRACE_SECONDS))]
         grace_seconds: u64,
     },
 }

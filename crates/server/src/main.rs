@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::Parser;
 use dashtam_server::cli::{AuditCommand, Cli, Command, ConfigCommand, KeysCommand, MigrateCommand};
 use dashtam_server::{Config, app, keys, logging, tokens, users};
+use dashtam_store::Database;
 use secrecy::ExposeSecret;
 
 fn main() -> ExitCode {
@@ -75,20 +76,14 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(user) => {
-            logging::init(&config)?;
-            let database = app::open_database(&config).await?;
-            database.migrate_up().await.context("migrating the database")?;
-            let application = app::build(&config, &database)?;
+            let (database, application) = open_application(&config, Migrate::First).await?;
             let outcome = users::run(&application.state.auth, user).await;
             database.store().close().await;
             println!("{}", outcome?);
             Ok(())
         }
         Command::Tokens(command) => {
-            logging::init(&config)?;
-            let database = app::open_database(&config).await?;
-            database.migrate_up().await.context("migrating the database")?;
-            let application = app::build(&config, &database)?;
+            let (database, application) = open_application(&config, Migrate::First).await?;
             let state = &application.state;
             let outcome = tokens::run(&state.sessions, &state.auth, command).await;
             database.store().close().await;
@@ -96,9 +91,8 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Audit(AuditCommand::Verify) => {
-            logging::init(&config)?;
-            let database = app::open_database(&config).await?;
-            let application = app::build(&config, &database)?;
+            // Read-only: verifying must not change the schema it is checking.
+            let (database, application) = open_application(&config, Migrate::No).await?;
             let verified = application.state.audit.verify().await;
             database.store().close().await;
             let report = verified.context("the audit log does not verify")?;
@@ -117,6 +111,25 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Whether an administration command migrates the database before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Migrate {
+    First,
+    No,
+}
+
+/// Logging, the database and the application, for commands that act through the same services as the API.
+/// The caller closes the database when done.
+async fn open_application(config: &Config, migrate: Migrate) -> anyhow::Result<(Database, app::Application)> {
+    logging::init(config)?;
+    let database = app::open_database(config).await?;
+    if migrate == Migrate::First {
+        database.migrate_up().await.context("migrating the database")?;
+    }
+    let application = app::build(config, &database)?;
+    Ok((database, application))
 }
 
 fn keys_command(command: &KeysCommand) -> anyhow::Result<()> {

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use anyhow::bail;
 use dashtam_domain::auth::AuthService;
-use dashtam_domain::sessions::SessionService;
+use dashtam_domain::sessions::{
+    GLOBAL_ROTATION_REASON_CHARS, SessionService, USER_ROTATION_REASON_CHARS, reason_length_fits,
+};
 use dashtam_domain::{Email, RequestContext};
 
 use crate::cli::TokensCommand;
@@ -15,8 +17,9 @@ pub async fn run(sessions: &SessionService, auth: &AuthService, command: TokensC
     let reason = reason.trim();
     let context = RequestContext::command_line("tokens rotate");
     if global {
-        if !(20..=1000).contains(&reason.chars().count()) {
-            bail!("--reason must be 20–1000 characters for a global rotation");
+        if !reason_length_fits(reason, &GLOBAL_ROTATION_REASON_CHARS) {
+            let (min, max) = GLOBAL_ROTATION_REASON_CHARS.into_inner();
+            bail!("--reason must be {min}–{max} characters for a global rotation");
         }
         let rotation = sessions.rotate_global(None, reason, Duration::from_secs(grace_seconds), &context).await?;
         return Ok(format!(
@@ -29,8 +32,9 @@ pub async fn run(sessions: &SessionService, auth: &AuthService, command: TokensC
         ));
     }
     let Some(email) = user else { bail!("name --user EMAIL or --global") };
-    if !(10..=500).contains(&reason.chars().count()) {
-        bail!("--reason must be 10–500 characters");
+    if !reason_length_fits(reason, &USER_ROTATION_REASON_CHARS) {
+        let (min, max) = USER_ROTATION_REASON_CHARS.into_inner();
+        bail!("--reason must be {min}–{max} characters");
     }
     let email = Email::parse(&email).map_err(|error| anyhow::anyhow!("--user: {error}"))?;
     let user = auth.find_user(&email).await?.ok_or_else(|| anyhow::anyhow!("no account with this email address"))?;

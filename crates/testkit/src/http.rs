@@ -6,6 +6,9 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
+use dashtam_domain::password::Password;
+use dashtam_domain::{Email, RequestContext, Role, UserName};
+
 use crate::TestApp;
 
 /// The password every helper account uses.
@@ -116,6 +119,23 @@ pub async fn logged_in(app: &TestApp, email: &str) -> Tokens {
     let (status, body) = login(app, email, PASSWORD).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     tokens(&body)
+}
+
+/// Creates a verified administrator `email` (as `dashtam user create --admin` does), logs it in with
+/// [`PASSWORD`] and returns its tokens.
+pub async fn logged_in_admin(app: &TestApp, email: &str) -> Tokens {
+    app.state
+        .auth
+        .create_verified_user(
+            Email::parse(email).expect("email"),
+            UserName::parse("Admin").expect("name"),
+            &Password::new(PASSWORD.to_owned()),
+            Role::Admin,
+            &RequestContext::command_line("user create"),
+        )
+        .await
+        .expect("create an administrator");
+    logged_in(app, email).await
 }
 
 /// The token pair in a login or refresh answer.

@@ -5,8 +5,6 @@
 use axum::http::StatusCode;
 use dashtam_domain::audit::{AuditQuery, ChainBreak, VerifyError};
 use dashtam_domain::context::RequestContext;
-use dashtam_domain::password::Password;
-use dashtam_domain::{Email, Role, UserName};
 use dashtam_testkit::http::*;
 use dashtam_testkit::{Backend, TestApp, TestDatabase};
 use serde_json::{Value, json};
@@ -35,22 +33,6 @@ async fn only_entry(app: &TestApp, request_id: &str, action: &str, outcome: &str
         entries.iter().map(|entry| (entry.action.as_str(), entry.outcome.as_str())).collect();
     assert_eq!(summary, vec![(action, outcome)], "entries of request {request_id}");
     entries.into_iter().next().expect("one entry")
-}
-
-async fn admin_token(app: &TestApp, email: &str) -> String {
-    let context = RequestContext::command_line("user create");
-    app.state
-        .auth
-        .create_verified_user(
-            Email::parse(email).expect("email"),
-            UserName::parse("Admin").expect("name"),
-            &Password::new(PASSWORD.to_owned()),
-            Role::Admin,
-            &context,
-        )
-        .await
-        .expect("create admin");
-    logged_in(app, email).await.access
 }
 
 #[tokio::test]
@@ -191,7 +173,7 @@ async fn refresh_token_reuse_and_lockout_are_recorded() {
 #[tokio::test]
 async fn admins_list_filter_and_page_the_log_and_users_are_refused_and_recorded() {
     let app = TestApp::spawn().await;
-    let admin = admin_token(&app, "root@example.com").await;
+    let admin = logged_in_admin(&app, "root@example.com").await.access;
     verified_user(&app, "carol@example.com").await;
     let carol = logged_in(&app, "carol@example.com").await;
 

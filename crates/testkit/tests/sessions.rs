@@ -5,9 +5,7 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use dashtam_domain::context::RequestContext;
-use dashtam_domain::password::Password;
-use dashtam_domain::{Email, Role, SessionId, UserName};
+use dashtam_domain::SessionId;
 use dashtam_testkit::http::*;
 use dashtam_testkit::{TestApp, TestDatabase};
 use secrecy::ExposeSecret;
@@ -31,21 +29,6 @@ async fn login_with_agent(app: &TestApp, email: &str, user_agent: &str) -> Token
 
 async fn delete_as(app: &TestApp, token: &str, path: &str) -> (StatusCode, Value) {
     send(app.client.delete(app.url(path)).bearer_auth(token)).await
-}
-
-async fn admin(app: &TestApp, email: &str) -> Tokens {
-    app.state
-        .auth
-        .create_verified_user(
-            Email::parse(email).expect("email"),
-            UserName::parse("Admin").expect("name"),
-            &Password::new(PASSWORD.to_owned()),
-            Role::Admin,
-            &RequestContext::command_line("user create"),
-        )
-        .await
-        .expect("create admin");
-    logged_in(app, email).await
 }
 
 async fn me(app: &TestApp, token: &str) -> (StatusCode, Value) {
@@ -183,7 +166,7 @@ async fn a_user_rotation_retires_every_token_of_that_user_only() {
     let fresh = logged_in(&app, "ada@example.com").await;
     assert_eq!(me(&app, &fresh.access).await.0, StatusCode::OK, "a new login works");
 
-    let root = admin(&app, "root@example.com").await;
+    let root = logged_in_admin(&app, "root@example.com").await;
     let (status, body) = post_as(&app, &root.access, &path(&bob_id), json!({"reason": "suspicious activity"})).await;
     assert_eq!((status, body["sessions_revoked"].clone()), (StatusCode::OK, json!(1)));
     let missing = uuid::Uuid::now_v7();
@@ -195,7 +178,7 @@ async fn a_user_rotation_retires_every_token_of_that_user_only() {
 #[tokio::test]
 async fn a_global_rotation_honours_its_grace_period_exactly() {
     let app = TestApp::spawn().await;
-    let root = admin(&app, "root@example.com").await;
+    let root = logged_in_admin(&app, "root@example.com").await;
     verified_user(&app, "ada@example.com").await;
     let ada = logged_in(&app, "ada@example.com").await;
     let reason = "credential database leaked upstream";
