@@ -4,10 +4,13 @@
 pub mod audit;
 pub mod auth;
 pub mod clock;
+pub mod connector;
 pub mod context;
 pub mod device;
+pub mod finance;
 pub mod ids;
 pub mod mail;
+pub mod money;
 pub mod password;
 pub mod ports;
 pub mod rate_limit;
