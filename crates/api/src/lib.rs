@@ -11,6 +11,7 @@ pub mod extract;
 pub mod metrics;
 pub mod ops;
 pub mod problem;
+pub mod providers;
 pub mod rate_limit;
 pub mod request_context;
 pub mod sessions;
@@ -47,6 +48,7 @@ pub use state::{AppState, HttpSettings};
         (name = "auth", description = "Accounts, login, tokens and passwords"),
         (name = "sessions", description = "Signed-in devices: list them, end any of them"),
         (name = "admin", description = "Administration: audit log and installation-wide security"),
+        (name = "providers", description = "Provider types, connections, OAuth connect flow and credentials"),
     ),
     modifiers(&BearerSecurity),
 )]
@@ -113,6 +115,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(auth::routes())
         .merge(audit::routes())
         .merge(sessions::routes())
+        .merge(providers::routes())
 }
 
 /// The OpenAPI document of every route.

@@ -8,6 +8,7 @@ use dashtam_domain::Clock;
 use dashtam_domain::audit::AuditLog;
 use dashtam_domain::auth::AuthService;
 use dashtam_domain::ports::{SharedState, Store};
+use dashtam_domain::providers::ProviderService;
 use dashtam_domain::sessions::SessionService;
 use dashtam_domain::tokens::AccessTokenCodec;
 
@@ -26,6 +27,8 @@ pub struct HttpSettings {
     pub json_body_limit: usize,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: TrustedProxies,
+    /// Where a finished OAuth connect flow sends the browser (`303`), instead of showing a page.
+    pub oauth_success_redirect: Option<String>,
 }
 
 impl Default for HttpSettings {
@@ -35,6 +38,7 @@ impl Default for HttpSettings {
             readiness_timeout: Duration::from_secs(2),
             json_body_limit: 64 * 1024,
             trusted_proxies: TrustedProxies::default(),
+            oauth_success_redirect: None,
         }
     }
 }
@@ -52,6 +56,8 @@ pub struct AppState {
     pub audit: Arc<AuditLog>,
     /// Sessions and breach response.
     pub sessions: Arc<SessionService>,
+    /// Provider connections.
+    pub providers: Arc<ProviderService>,
     /// The source of "now".
     pub clock: Arc<dyn Clock>,
     /// Prometheus metrics.

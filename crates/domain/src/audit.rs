@@ -135,6 +135,22 @@ audit_actions! {
     KeysRotated => "keys.rotated",
     /// Entries older than the retention period were purged.
     AuditPurged => "audit.purged",
+    /// A provider connection was created.
+    ProviderCreated => "provider.created",
+    /// A provider connection was renamed.
+    ProviderRenamed => "provider.renamed",
+    /// A provider connection was deleted (with its credentials and data; never its audit entries).
+    ProviderDeleted => "provider.deleted",
+    /// An OAuth connect flow was started.
+    ProviderAuthorizationStarted => "provider.authorization_started",
+    /// A connect flow or API key ended (success, or failure with the reason).
+    ProviderConnected => "provider.connected",
+    /// A provider token refresh (with how the refresh token was handled), or its failure.
+    ProviderTokenRefreshed => "provider.token_refreshed",
+    /// A provider's credentials were erased at the user's request.
+    ProviderDisconnected => "provider.disconnected",
+    /// A connection was marked as needing reconnection.
+    ProviderNeedsReconnection => "provider.needs_reconnection",
 }
 
 /// One event to record; the request context supplies the rest.

@@ -49,6 +49,11 @@ uuid_id!(
     SessionId
 );
 
+uuid_id!(
+    /// Identifies a user's connection to a provider.
+    ProviderId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

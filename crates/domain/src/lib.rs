@@ -13,6 +13,7 @@ pub mod mail;
 pub mod money;
 pub mod password;
 pub mod ports;
+pub mod providers;
 pub mod rate_limit;
 pub mod secrets;
 pub mod session;

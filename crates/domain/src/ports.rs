@@ -3,6 +3,7 @@
 
 use std::error::Error as StdError;
 use std::fmt::Debug;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -12,6 +13,7 @@ use crate::audit::{AuditEntry, AuditQuery, ChainPoint, ChainState};
 use crate::device::Device;
 use crate::ids::UserId;
 use crate::mail::{OutgoingEmail, QueuedEmail};
+use crate::providers::store::{ProviderReads, ProviderWrites};
 use crate::rate_limit::RateLimitViolation;
 use crate::session::{
     NewSession, OneTimePurpose, OneTimeToken, RefreshTokenRecord, Session, SessionAuthState, SessionEndReason,
@@ -73,7 +75,7 @@ pub struct PoolStats {
 /// Durable storage. Reads run on the pool; every change runs inside a [`StoreTx`] so a use case and its
 /// audit entry commit together.
 #[async_trait]
-pub trait Store: Send + Sync + Debug {
+pub trait Store: ProviderReads + Send + Sync + Debug {
     /// Which database this is.
     fn backend(&self) -> StoreBackend;
 
@@ -144,7 +146,7 @@ pub trait Store: Send + Sync + Debug {
 
 /// One write transaction.
 #[async_trait]
-pub trait StoreTx: Send {
+pub trait StoreTx: ProviderWrites + Send {
     /// Creates an account; a taken address is [`StoreError::Conflict`].
     async fn insert_user(&mut self, user: &NewUser) -> Result<User, StoreError>;
 
@@ -326,4 +328,22 @@ pub trait SharedState: Send + Sync + Debug {
 
     /// Proves the backend answers (used by `/ready`).
     async fn ping(&self) -> Result<(), BoxError>;
+
+    /// Stores `value` under `key` for `ttl`, unless the key is taken; `false` when it was.
+    async fn put_ephemeral(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, BoxError>;
+
+    /// Removes the value under `key` and returns it: of any number of concurrent callers on any instance,
+    /// exactly one gets it.
+    async fn take_ephemeral(&self, key: &str) -> Result<Option<Vec<u8>>, BoxError>;
+
+    /// Takes the lock `name` for at most `ttl` (so a crashed holder cannot keep it), waiting up to `wait` for
+    /// it to be free (`Duration::ZERO`: try once); `None` when it stayed taken.
+    async fn lock(&self, name: &str, ttl: Duration, wait: Duration) -> Result<Option<LockToken>, BoxError>;
+
+    /// Releases a lock taken with `token`; a lock that expired and was taken by someone else is left alone.
+    async fn unlock(&self, name: &str, token: &LockToken) -> Result<(), BoxError>;
 }
+
+/// Proof of holding a lock: a random value only the holder knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockToken(pub String);

@@ -28,8 +28,9 @@ use dashtam_domain::auth::{AuthPorts, AuthService, AuthSettings, OutboxSignal};
 use dashtam_domain::context::RequestContext;
 use dashtam_domain::ports::{SharedState, Store};
 use dashtam_domain::rate_limit::RateLimiter;
+use dashtam_domain::providers::{ProviderCatalog, ProviderDeps, ProviderService};
 use dashtam_domain::sessions::SessionService;
-use dashtam_domain::tokens::AccessTokenCodec;
+use dashtam_domain::tokens::{AccessTokenCodec, OpaqueTokenIssuer};
 use dashtam_store::{Database, PoolOptions};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
@@ -54,7 +55,7 @@ pub fn shared_state(config: &Config) -> anyhow::Result<Arc<dyn SharedState>> {
         Some(url) => {
             Arc::new(RedisSharedState::new(url.expose_secret(), config.redis_timeout).context("DASHTAM_REDIS_URL")?)
         }
-        None => Arc::new(MemorySharedState),
+        None => Arc::new(MemorySharedState::default()),
     })
 }
 
@@ -84,6 +85,11 @@ fn rate_limiting(
         ..RateLimitSettings::default()
     };
     Ok(RateLimiting::new(http_settings, limiter, store.clone(), audit.clone(), metrics))
+}
+
+/// The connectors this configuration enables.
+fn provider_catalog(_config: &Config) -> anyhow::Result<ProviderCatalog> {
+    Ok(ProviderCatalog::new())
 }
 
 /// Everything the server runs: the HTTP state and the mail delivery worker.
@@ -146,12 +152,24 @@ pub fn build_with_clock(config: &Config, database: &Database, clock: Arc<dyn Clo
     let outbox = OutboxWorker::new(store.clone(), mail_transport(config)?, clock.clone(), OutboxOptions::default());
     let audit =
         Arc::new(AuditLog::new(store.clone(), Arc::new(HmacChainSealer::new(&keys.opaque_tokens)), clock.clone()));
+    let opaque_tokens: Arc<dyn OpaqueTokenIssuer> = Arc::new(keys.opaque_tokens);
+    let shared_state = shared_state(config)?;
+    let providers = ProviderService::new(ProviderDeps {
+        store: store.clone(),
+        audit: audit.clone(),
+        clock: clock.clone(),
+        shared_state: shared_state.clone(),
+        cipher: Arc::new(keys.encryption),
+        opaque_tokens: opaque_tokens.clone(),
+        catalog: provider_catalog(config)?,
+        public_url: config.public_url().as_str().trim_end_matches('/').to_owned(),
+    });
     let auth = AuthService::new(
         AuthPorts {
             store: store.clone(),
             hasher: Arc::new(hasher),
             access_tokens: access_tokens.clone(),
-            opaque_tokens: Arc::new(keys.opaque_tokens),
+            opaque_tokens,
             composer: Arc::new(TemplateComposer::new(config.app_url().to_string(), "Dashtam")),
             outbox: Arc::new(WakeOutbox(outbox.waker())),
             clock: clock.clone(),
@@ -174,7 +192,8 @@ pub fn build_with_clock(config: &Config, database: &Database, clock: Arc<dyn Clo
     let rate_limit = rate_limiting(config, &clock, &store, &audit, &metrics)?;
     let state = AppState {
         store: store.clone(),
-        shared_state: shared_state(config)?,
+        shared_state,
+        providers: Arc::new(providers),
         auth: Arc::new(auth),
         sessions: Arc::new(SessionService::new(store.clone(), audit.clone(), clock.clone())),
         audit,
@@ -185,6 +204,7 @@ pub fn build_with_clock(config: &Config, database: &Database, clock: Arc<dyn Clo
             readiness_timeout: config.server.readiness_timeout,
             json_body_limit: config.server.json_body_limit,
             trusted_proxies: TrustedProxies::new(config.trusted_proxies.iter().copied()),
+            oauth_success_redirect: config.providers.success_redirect_url.as_ref().map(|url| url.to_string()),
         }),
         rate_limit: Arc::new(rate_limit),
         access_tokens,

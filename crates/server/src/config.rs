@@ -44,6 +44,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "keys",
     "sandbox",
     "schwab",
+    "alpaca",
+    "providers",
     "http",
 ];
 
@@ -117,6 +119,10 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// `[schwab]`.
     pub schwab: SchwabConfig,
+    /// `[alpaca]`.
+    pub alpaca: AlpacaConfig,
+    /// `[providers]`.
+    pub providers: ProvidersConfig,
     /// `[http]`: outbound provider calls.
     pub http: HttpClientConfig,
 }
@@ -144,6 +150,8 @@ impl Default for Config {
             keys: KeysConfig::default(),
             sandbox: SandboxConfig::default(),
             schwab: SchwabConfig::default(),
+            alpaca: AlpacaConfig::default(),
+            providers: ProvidersConfig::default(),
             http: HttpClientConfig::default(),
         }
     }
@@ -381,6 +389,29 @@ impl Default for SchwabConfig {
     }
 }
 
+/// `[alpaca]`: users bring their own API keys, so only the endpoint is configured.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlpacaConfig {
+    /// `DASHTAM_ALPACA__BASE_URL`: `https://paper-api.alpaca.markets` for paper trading.
+    pub base_url: Url,
+}
+
+impl Default for AlpacaConfig {
+    fn default() -> Self {
+        Self { base_url: Url::parse("https://api.alpaca.markets").unwrap_or_else(|_| unreachable!("constant URL")) }
+    }
+}
+
+/// `[providers]`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProvidersConfig {
+    /// `DASHTAM_PROVIDERS__SUCCESS_REDIRECT_URL`: where a finished OAuth connect flow sends the browser
+    /// (`303`, with `provider_id` and `status=connected`); unset, the server shows a small page itself.
+    pub success_redirect_url: Option<Url>,
+}
+
 /// `[http]`: timeouts of every outbound provider call.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -554,6 +585,10 @@ impl Config {
             if duration > self.http.total_timeout {
                 refuse(key_path, format!("must not exceed {} (the hard deadline)", env_name("http.total_timeout")));
             }
+        }
+        // A provider token refresh holds a lock that expires after two minutes; a call must end well before.
+        if self.http.total_timeout > Duration::from_secs(60) {
+            refuse("http.total_timeout", "must be at most 60s".into());
         }
         match (&self.mail.transport, &self.mail.smtp_url) {
             (MailTransport::Smtp, None) => {

@@ -8,6 +8,8 @@ mod database;
 mod errors;
 mod migrations;
 mod postgres;
+mod provider_queries;
+mod provider_rows;
 mod queries;
 mod rows;
 mod sqlite;

@@ -10,6 +10,7 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::database::{ConnectError, PoolOptions};
+use crate::provider_queries::impl_provider_ports;
 use crate::queries::impl_store_ports;
 
 /// How long a writer waits for another writer's lock before giving up with "database is locked".
@@ -68,3 +69,4 @@ impl SqliteStore {
 }
 
 impl_store_ports!(SqliteStore, SqliteTx, |(tx, writer)| SqliteTx { tx, _writer: writer });
+impl_provider_ports!(SqliteStore, SqliteTx);

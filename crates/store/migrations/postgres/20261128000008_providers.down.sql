@@ -1,0 +1,2 @@
+DROP TABLE provider_credentials;
+DROP TABLE providers;
