@@ -749,3 +749,125 @@ async fn rate_limit_violations_are_recorded_in_batches_and_read_newest_first() {
     })
     .await;
 }
+
+mod providers {
+    use super::*;
+    use dashtam_domain::providers::{
+        Alias, CredentialKind, NewProvider, ProviderId, ProviderKey, ProviderListQuery, ProviderSort, ProviderStatus,
+        StoredCredentials,
+    };
+
+    fn new_provider(user_id: UserId, alias: &str, minute: i64) -> NewProvider {
+        NewProvider {
+            id: ProviderId::generate(),
+            user_id,
+            provider_key: ProviderKey::FileImport,
+            alias: Alias::parse(alias).expect("alias"),
+            created_at: datetime!(2026-11-28 10:00:00.123456 UTC) + Duration::minutes(minute),
+        }
+    }
+
+    fn query(user_id: UserId) -> ProviderListQuery {
+        ProviderListQuery {
+            user_id,
+            status: None,
+            provider_key: None,
+            sort: ProviderSort::CreatedAt,
+            descending: false,
+            offset: 0,
+            limit: 50,
+        }
+    }
+
+    #[tokio::test]
+    async fn connections_are_owned_unique_by_alias_paged_and_deleted_with_their_credentials() {
+        on_every_backend(|store, _| async move {
+            let owner = insert(&store, &new_user("owner@example.com")).await.expect("owner");
+            let other = insert(&store, &new_user("other@example.com")).await.expect("other");
+            let first = new_provider(owner.id, "Brokerage", 0);
+            let mut tx = store.begin().await.expect("begin");
+            let created = tx.insert_provider(&first).await.expect("insert");
+            tx.insert_provider(&new_provider(owner.id, "Bank", 1)).await.expect("insert");
+            tx.insert_provider(&new_provider(owner.id, "Card", 2)).await.expect("insert");
+            tx.insert_provider(&new_provider(other.id, "Brokerage", 0)).await.expect("another user's alias");
+            tx.commit().await.expect("commit");
+            assert_eq!(created.status, ProviderStatus::Pending);
+            assert_eq!(created.created_at, first.created_at);
+            assert_eq!(created.accounts_count, 0);
+
+            // Aliases are unique per user regardless of case.
+            let mut tx = store.begin().await.expect("begin");
+            let duplicate = tx.insert_provider(&new_provider(owner.id, "BROKERAGE", 3)).await;
+            assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "{duplicate:?}");
+            drop(tx);
+
+            // Ownership is part of the read.
+            assert_eq!(store.provider(owner.id, first.id).await.expect("read"), Some(created.clone()));
+            assert_eq!(store.provider(other.id, first.id).await.expect("read"), None);
+
+            let page = store.providers(&ProviderListQuery { limit: 2, ..query(owner.id) }).await.expect("page");
+            assert_eq!(page.total, 3);
+            let aliases: Vec<&str> = page.items.iter().map(|provider| provider.alias.as_str()).collect();
+            assert_eq!(aliases, ["Brokerage", "Bank"]);
+            let page = store
+                .providers(&ProviderListQuery { offset: 2, limit: 2, ..query(owner.id) })
+                .await
+                .expect("second page");
+            assert_eq!(page.items.iter().map(|provider| provider.alias.as_str()).collect::<Vec<_>>(), ["Card"]);
+            let by_alias = store
+                .providers(&ProviderListQuery { sort: ProviderSort::Alias, descending: true, ..query(owner.id) })
+                .await
+                .expect("sorted");
+            let aliases: Vec<&str> = by_alias.items.iter().map(|provider| provider.alias.as_str()).collect();
+            assert_eq!(aliases, ["Card", "Brokerage", "Bank"]);
+
+            // Status filter and transitions.
+            let now = datetime!(2026-11-28 11:00:00 UTC);
+            let credentials = StoredCredentials {
+                provider_id: first.id,
+                kind: CredentialKind::OAuth2,
+                secret: vec![1, 2, 3],
+                access_expires_at: Some(now + Duration::minutes(30)),
+                has_refresh_token: true,
+                scope: Some("api".to_owned()),
+                connected_at: now,
+                updated_at: now,
+            };
+            let mut tx = store.begin().await.expect("begin");
+            tx.put_credentials(&credentials).await.expect("credentials");
+            tx.set_provider_status(first.id, ProviderStatus::Active, true, now).await.expect("status");
+            assert_eq!(tx.count_refresh_failure(first.id, now).await.expect("count"), 1);
+            assert_eq!(tx.count_refresh_failure(first.id, now).await.expect("count"), 2);
+            tx.commit().await.expect("commit");
+            let active = store
+                .providers(&ProviderListQuery { status: Some(ProviderStatus::Active), ..query(owner.id) })
+                .await
+                .expect("filtered");
+            assert_eq!(active.total, 1);
+            assert_eq!(active.items[0].connected_at, Some(now));
+            assert_eq!(active.items[0].refresh_failures, 2);
+            assert_eq!(store.provider_credentials(first.id).await.expect("read"), Some(credentials.clone()));
+
+            // Replacing a secret is compare-and-swap.
+            let mut tx = store.begin().await.expect("begin");
+            assert!(!tx.replace_credentials_secret(first.id, &[9], &[4]).await.expect("stale"));
+            assert!(tx.replace_credentials_secret(first.id, &[1, 2, 3], &[4, 5]).await.expect("swap"));
+            tx.commit().await.expect("commit");
+            let listed = store.credentials_after(None, 10).await.expect("list");
+            assert_eq!(listed.len(), 1);
+            assert_eq!(listed[0].secret, [4, 5]);
+            assert!(store.credentials_after(Some(first.id), 10).await.expect("after").is_empty());
+
+            // Another user cannot rename or delete it; its owner deletes it with its credentials.
+            let mut tx = store.begin().await.expect("begin");
+            let alias = Alias::parse("Mine now").expect("alias");
+            assert_eq!(tx.rename_provider(other.id, first.id, &alias, now).await.expect("rename"), None);
+            assert!(!tx.delete_provider(other.id, first.id).await.expect("delete"));
+            assert!(tx.delete_provider(owner.id, first.id).await.expect("delete"));
+            tx.commit().await.expect("commit");
+            assert_eq!(store.provider_credentials(first.id).await.expect("read"), None);
+            assert_eq!(store.providers(&query(owner.id)).await.expect("list").total, 2);
+        })
+        .await;
+    }
+}
