@@ -2,6 +2,24 @@
 //!
 //! It has no authentication on purpose: it only exists while the sandbox is switched on, which is a
 //! development and test setting that production deployments leave off.
+//!
+//! - `GET /control/clients/{client_id}` → `{"client_id", "settings": {…}, "counters": {"token_requests",
+//!   "code_exchanges", "refresh_requests", "api_requests"}}`.
+//! - `PUT /control/clients/{client_id}` changes the knobs it names (`null` clears an optional one; an unknown
+//!   field or a bad value is `422`, unparsable JSON `400`):
+//!   `latency_ms` (wait before answering), `trickle_ms` (send the body in 64-byte chunks with this pause before
+//!   each), `fail_status` (401, 403, 429, 500, 502 or 503 instead of doing the work), `fail_times` (how many of
+//!   the next requests fail; absent or `null` = all until cleared), `retry_after_seconds` (sent with 429),
+//!   `malformed_json` (do the work, then answer `200` with half the body — so a refresh still rotates, as when
+//!   an answer is lost), `applies_to` (`token`, `api` or `all`), `refresh_behavior` (`rotate`, `omit`, `same`)
+//!   and `transactions_per_day` (average trades per account per calendar day, 0–1000; default 1).
+//! - `DELETE /control/clients/{client_id}` restores the defaults and zeroes the counters.
+//! - `GET /control/clock`, `POST /control/clock` with `{"advance_days": n}` (or `{"day_offset": n}`),
+//!   `DELETE /control/clock`: the data's "today" is the clock's date plus an offset of 0 to 3650 days. The
+//!   offset moves only the data; codes and tokens expire by the injected clock alone.
+//!
+//! Faults reach the requests that carry the client: the token endpoint's Basic client and the client an access
+//! token was issued to. Requests that fail authentication are answered normally and not counted.
 
 use axum::{
     Json, Router,
