@@ -303,7 +303,11 @@ impl Validate for ListProvidersQuery {
             errors.push(FieldError::new("per_page", "out_of_range", "must be between 1 and 100"));
         }
         if self.status.as_deref().is_some_and(|status| ProviderStatus::parse(status).is_none()) {
-            errors.push(FieldError::new("status", "invalid_choice", "must be pending, active, expired, revoked or error"));
+            errors.push(FieldError::new(
+                "status",
+                "invalid_choice",
+                "must be pending, active, expired, revoked or error",
+            ));
         }
         if self.provider_key.as_deref().is_some_and(|key| ProviderKey::parse(key).is_none()) {
             errors.push(FieldError::new("provider_key", "invalid_choice", "must be a provider type key"));
@@ -346,9 +350,8 @@ pub(crate) async fn list_providers(
     ValidQuery(query): ValidQuery<ListProvidersQuery>,
 ) -> Result<Json<ProviderListResponse>, Problem> {
     let invalid_sort = || {
-        Problem::new(StatusCode::BAD_REQUEST, "invalid_sort", "Invalid sort").with_detail(
-            "sort must be created_at, updated_at, alias or provider_key, and order asc or desc.",
-        )
+        Problem::new(StatusCode::BAD_REQUEST, "invalid_sort", "Invalid sort")
+            .with_detail("sort must be created_at, updated_at, alias or provider_key, and order asc or desc.")
     };
     let sort = match query.sort.as_deref() {
         None => ProviderSort::CreatedAt,
@@ -579,7 +582,10 @@ pub(crate) async fn refresh_authorization(
         .force_refresh(principal.user_id, ProviderId::from_uuid(id), &context)
         .await
         .map_err(provider_problem)?;
-    Ok(Json(RefreshResponse { message: "The provider's tokens were refreshed.", expires_at: expires_at.map(Timestamp) }))
+    Ok(Json(RefreshResponse {
+        message: "The provider's tokens were refreshed.",
+        expires_at: expires_at.map(Timestamp),
+    }))
 }
 
 /// Erase the connection's credentials (status becomes `revoked`).
@@ -695,8 +701,7 @@ pub(crate) async fn oauth_callback(
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Response {
     // A query string that does not parse is treated as empty: the page then reports the missing state.
-    let query: Option<CallbackQuery> =
-        query.and_then(|query| serde_urlencoded::from_str(&query).ok());
+    let query: Option<CallbackQuery> = query.and_then(|query| serde_urlencoded::from_str(&query).ok());
     let field = |pick: fn(&CallbackQuery) -> &Option<String>| query.as_ref().and_then(|query| pick(query).as_deref());
     let result = state
         .providers

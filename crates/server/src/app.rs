@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dashtam_adapters::access_tokens::AccessTokens;
 use dashtam_adapters::audit_seal::HmacChainSealer;
 use dashtam_adapters::device::UserAgentGeoResolver;
@@ -27,12 +29,13 @@ use dashtam_domain::audit::AuditLog;
 use dashtam_domain::auth::{AuthPorts, AuthService, AuthSettings, OutboxSignal};
 use dashtam_domain::context::RequestContext;
 use dashtam_domain::ports::{SharedState, Store};
-use dashtam_domain::rate_limit::RateLimiter;
 use dashtam_domain::providers::{ProviderCatalog, ProviderDeps, ProviderService};
+use dashtam_domain::rate_limit::RateLimiter;
 use dashtam_domain::sessions::SessionService;
 use dashtam_domain::tokens::{AccessTokenCodec, OpaqueTokenIssuer};
+use dashtam_sandbox::{Sandbox, SandboxConfig};
 use dashtam_store::{Database, PoolOptions};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -92,13 +95,49 @@ fn provider_catalog(_config: &Config) -> anyhow::Result<ProviderCatalog> {
     Ok(ProviderCatalog::new())
 }
 
-/// Everything the server runs: the HTTP state and the mail delivery worker.
+/// Everything the server runs: the HTTP state, the mail delivery worker and, when enabled, the sandbox
+/// brokerage.
 #[derive(Debug)]
 pub struct Application {
     /// What handlers share.
     pub state: AppState,
     /// Delivers queued mail; run it beside the server.
     pub outbox: OutboxWorker,
+    /// The sandbox brokerage, served under `/sandbox` (section 9 of the API contract).
+    pub sandbox: Option<Sandbox>,
+}
+
+impl Application {
+    /// The HTTP routes: `api` (the API router, usually [`dashtam_api::router`]) plus the sandbox when enabled.
+    pub fn router(&self, api: Router) -> Router {
+        match &self.sandbox {
+            // The sandbox plays an outside brokerage, so it sits beside the API's middleware, not behind it.
+            Some(sandbox) => api.nest(SANDBOX_PATH, sandbox.router()),
+            None => api,
+        }
+    }
+}
+
+/// Where the sandbox brokerage is served.
+const SANDBOX_PATH: &str = "/sandbox";
+/// The OAuth client id the `sandbox` provider uses with the sandbox brokerage.
+const SANDBOX_CLIENT_ID: &str = "dashtam-sandbox";
+
+/// The sandbox brokerage for this configuration, and the client secret the connector presents to it.
+fn sandbox(config: &Config, client_secret: &SecretString, clock: &Arc<dyn Clock>) -> Option<Sandbox> {
+    config.sandbox_enabled().then(|| {
+        Sandbox::new(SandboxConfig {
+            client_id: SANDBOX_CLIENT_ID.to_owned(),
+            client_secret: client_secret.clone(),
+            redirect_uris: vec![format!("{}/api/v1/oauth/sandbox/callback", public_base(config))],
+            clock: clock.clone(),
+        })
+    })
+}
+
+/// The public URL without its trailing slash, which OAuth redirect URIs and the sandbox hang off.
+fn public_base(config: &Config) -> String {
+    config.public_url().as_str().trim_end_matches('/').to_owned()
 }
 
 /// Lets the authentication service wake the mail worker after a commit.
@@ -152,6 +191,12 @@ pub fn build_with_clock(config: &Config, database: &Database, clock: Arc<dyn Clo
     let outbox = OutboxWorker::new(store.clone(), mail_transport(config)?, clock.clone(), OutboxOptions::default());
     let audit =
         Arc::new(AuditLog::new(store.clone(), Arc::new(HmacChainSealer::new(&keys.opaque_tokens)), clock.clone()));
+    // The sandbox's client secret is derived, not stored: both ends of the sandbox flow live in this process
+    // and every instance derives the same value from the same key.
+    let sandbox_secret = SecretString::from(
+        URL_SAFE_NO_PAD.encode(*keys.opaque_tokens.derive_key("sandbox-client-secret").expose_secret()),
+    );
+    let sandbox = sandbox(config, &sandbox_secret, &clock);
     let opaque_tokens: Arc<dyn OpaqueTokenIssuer> = Arc::new(keys.opaque_tokens);
     let shared_state = shared_state(config)?;
     let providers = ProviderService::new(ProviderDeps {
@@ -162,7 +207,7 @@ pub fn build_with_clock(config: &Config, database: &Database, clock: Arc<dyn Clo
         cipher: Arc::new(keys.encryption),
         opaque_tokens: opaque_tokens.clone(),
         catalog: provider_catalog(config)?,
-        public_url: config.public_url().as_str().trim_end_matches('/').to_owned(),
+        public_url: public_base(config),
     });
     let auth = AuthService::new(
         AuthPorts {
@@ -209,7 +254,7 @@ pub fn build_with_clock(config: &Config, database: &Database, clock: Arc<dyn Clo
         rate_limit: Arc::new(rate_limit),
         access_tokens,
     };
-    Ok(Application { state, outbox })
+    Ok(Application { state, outbox, sandbox })
 }
 
 /// Keeps the audit log: writes the chain head to the log every `anchor_interval` (for outside anchoring) and

@@ -152,6 +152,7 @@ async fn serve(config: Config, no_migrate: bool) -> anyhow::Result<()> {
         }
     }
     let application = app::build(&config, &database)?;
+    let router = application.router(dashtam_api::router(application.state.clone()));
     let state = application.state;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
@@ -177,7 +178,7 @@ async fn serve(config: Config, no_migrate: bool) -> anyhow::Result<()> {
         let (audit, clock, stopped) = (state.audit.clone(), state.clock.clone(), stop_signal());
         async move { app::maintain_audit_log(audit, clock, &config.audit, stopped).await }
     });
-    let served = app::serve(listener, dashtam_api::router(state), config.server.shutdown_timeout, async move {
+    let served = app::serve(listener, router, config.server.shutdown_timeout, async move {
         app::shutdown_signal().await;
         let _ = stop.send(true);
     })

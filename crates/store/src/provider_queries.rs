@@ -79,8 +79,7 @@ macro_rules! impl_provider_ports {
             async fn provider_credentials(
                 &self,
                 id: dashtam_domain::providers::ProviderId,
-            ) -> Result<Option<dashtam_domain::providers::StoredCredentials>, dashtam_domain::ports::StoreError>
-            {
+            ) -> Result<Option<dashtam_domain::providers::StoredCredentials>, dashtam_domain::ports::StoreError> {
                 let row: Option<$crate::provider_rows::CredentialsRow> = sqlx::query_as(concat!(
                     "SELECT ",
                     $crate::provider_queries::credentials_columns!(),

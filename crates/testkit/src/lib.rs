@@ -196,22 +196,24 @@ impl TestApp {
         let mut config = test_config(data_dir.path(), &database);
         configure(&mut config);
         config.validate().expect("test configuration is valid");
+        // Bound first, so the public URL (OAuth redirect URIs, the sandbox's address) names the real port.
+        let listener = tokio::net::TcpListener::bind(config.bind).await.expect("bind 127.0.0.1:0");
+        let address = listener.local_addr().expect("read the bound address");
+        config.bind = address;
         let opened = database.open().await;
         let clock = Arc::new(AdjustableClock::default());
         let application = app::build_with_clock(&config, &opened, clock.clone()).expect("build the application");
-        let state = application.state;
+        let state = application.state.clone();
+        let router = application.router(build(state.clone()));
         let (stop_outbox, outbox_stopped) = oneshot::channel::<()>();
         tokio::spawn(application.outbox.run(async move {
             let _ = outbox_stopped.await;
         }));
-        let listener = tokio::net::TcpListener::bind(config.bind).await.expect("bind 127.0.0.1:0");
-        let address = listener.local_addr().expect("read the bound address");
         let (shutdown, shutdown_received) = oneshot::channel::<()>();
-        let server =
-            tokio::spawn(app::serve(listener, build(state.clone()), config.server.shutdown_timeout, async move {
-                let _ = shutdown_received.await;
-                let _ = stop_outbox.send(());
-            }));
+        let server = tokio::spawn(app::serve(listener, router, config.server.shutdown_timeout, async move {
+            let _ = shutdown_received.await;
+            let _ = stop_outbox.send(());
+        }));
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())

@@ -23,8 +23,8 @@ use crate::providers::model::{
     Alias, CredentialKind, CredentialSecret, NewProvider, Provider, ProviderId, ProviderListQuery, ProviderPage,
     ProviderStatus, StoredCredentials,
 };
-use crate::session::TokenDigest;
 use crate::secrets::{SecretCipher, SecretCipherError, SecretLocation};
+use crate::session::TokenDigest;
 use crate::tokens::{OpaqueTokenIssuer, RandomnessError};
 
 /// How long a connect flow's `state` stays usable.
@@ -298,9 +298,8 @@ impl ProviderService {
             .await
             .map_err(alias_conflict)?
             .ok_or(ProviderError::NotFound)?;
-        let event = AuditEvent::new(AuditAction::ProviderRenamed, AuditOutcome::Success)
-            .user(user_id)
-            .resource("provider", id);
+        let event =
+            AuditEvent::new(AuditAction::ProviderRenamed, AuditOutcome::Success).user(user_id).resource("provider", id);
         self.deps.audit.append(&mut tx, context, event).await?;
         tx.commit().await?;
         Ok(provider)
@@ -471,7 +470,8 @@ impl ProviderService {
         if !provider.is_connected() {
             return Err(ProviderError::NotConnected);
         }
-        let credentials = self.deps.store.provider_credentials(provider.id).await?.ok_or(ProviderError::NotConnected)?;
+        let credentials =
+            self.deps.store.provider_credentials(provider.id).await?.ok_or(ProviderError::NotConnected)?;
         if !self.needs_refresh(&credentials) {
             return self.open(&credentials);
         }
@@ -591,7 +591,9 @@ impl ProviderService {
 
     fn needs_refresh(&self, credentials: &StoredCredentials) -> bool {
         credentials.kind == CredentialKind::OAuth2
-            && credentials.access_expires_at.is_some_and(|expires_at| expires_at <= self.deps.clock.now() + REFRESH_MARGIN)
+            && credentials
+                .access_expires_at
+                .is_some_and(|expires_at| expires_at <= self.deps.clock.now() + REFRESH_MARGIN)
     }
 
     /// Refreshes under the connection's lock. A caller that had to wait for the lock and finds the secret
