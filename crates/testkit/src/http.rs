@@ -124,18 +124,34 @@ pub async fn logged_in(app: &TestApp, email: &str) -> Tokens {
 /// Creates a verified administrator `email` (as `dashtam user create --admin` does), logs it in with
 /// [`PASSWORD`] and returns its tokens.
 pub async fn logged_in_admin(app: &TestApp, email: &str) -> Tokens {
+    created_and_logged_in(app, email, Role::Admin).await
+}
+
+/// Creates a verified user `email` with `role` (as `dashtam user create` does, skipping the email round
+/// trip), logs it in with [`PASSWORD`] and returns its tokens.
+pub async fn created_and_logged_in(app: &TestApp, email: &str, role: Role) -> Tokens {
     app.state
         .auth
         .create_verified_user(
             Email::parse(email).expect("email"),
-            UserName::parse("Admin").expect("name"),
+            UserName::parse("Test User").expect("name"),
             &Password::new(PASSWORD.to_owned()),
-            Role::Admin,
+            role,
             &RequestContext::command_line("user create"),
         )
         .await
-        .expect("create an administrator");
+        .expect("create a user");
     logged_in(app, email).await
+}
+
+/// `PATCH path` with a JSON body as the holder of `token`.
+pub async fn patch_as(app: &TestApp, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    send(app.client.patch(app.url(path)).bearer_auth(token).json(&body)).await
+}
+
+/// `DELETE path` as the holder of `token`.
+pub async fn delete_as(app: &TestApp, token: &str, path: &str) -> (StatusCode, Value) {
+    send(app.client.delete(app.url(path)).bearer_auth(token)).await
 }
 
 /// The token pair in a login or refresh answer.

@@ -27,10 +27,6 @@ async fn login_with_agent(app: &TestApp, email: &str, user_agent: &str) -> Token
     tokens(&response.json().await.expect("login body"))
 }
 
-async fn delete_as(app: &TestApp, token: &str, path: &str) -> (StatusCode, Value) {
-    send(app.client.delete(app.url(path)).bearer_auth(token)).await
-}
-
 async fn me(app: &TestApp, token: &str) -> (StatusCode, Value) {
     get_as(app, token, "/api/v1/auth/me").await
 }
