@@ -38,19 +38,6 @@ impl Default for HttpTimeouts {
     }
 }
 
-/// Installs ring as the process's rustls crypto provider unless one is installed already.
-///
-/// reqwest is built with `rustls-no-provider` (ring is already in the build through lettre; aws-lc would add a
-/// large C build), so every `reqwest::Client` in the process needs a process-wide provider before it is built.
-/// Connectors call this themselves; any other code that builds a reqwest client (tests included) should call it
-/// first. Calling it again does nothing.
-pub fn install_tls_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // Losing a race to another installer is fine: any installed provider will do.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-}
-
 /// A successful (or, for token calls, any non-429) answer, read in full.
 #[derive(Debug)]
 pub(crate) struct Answer {
@@ -85,9 +72,8 @@ pub enum ProviderSetupError {
 
 impl ProviderHttp {
     /// Builds the client: connect and read timeouts, no redirects (a token call must never follow one, and no
-    /// data call needs one), our user agent, rustls with the platform's roots.
+    /// data call needs one), our user agent, rustls (reqwest's default aws-lc provider) with the platform's roots.
     pub(crate) fn new(timeouts: &HttpTimeouts) -> Result<Self, ProviderSetupError> {
-        install_tls_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
             .read_timeout(timeouts.read)

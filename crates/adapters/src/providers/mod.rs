@@ -7,5 +7,5 @@ pub mod http;
 pub mod schwab;
 
 pub use alpaca::{AlpacaConnector, AlpacaSettings};
-pub use http::{HttpTimeouts, ProviderSetupError, install_tls_provider};
+pub use http::{HttpTimeouts, ProviderSetupError};
 pub use schwab::{SchwabConnector, SchwabSettings};
