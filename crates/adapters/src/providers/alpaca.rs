@@ -12,7 +12,8 @@ use dashtam_domain::finance::{
 };
 use dashtam_domain::money::{Currency, Decimal};
 use reqwest::RequestBuilder;
-use secrecy::ExposeSecret;
+use reqwest::header::HeaderValue;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use time::{Date, OffsetDateTime, UtcOffset};
@@ -65,11 +66,18 @@ impl AlpacaConnector {
     }
 
     fn request(&self, url: &Url, credentials: &ApiKeyCredentials) -> RequestBuilder {
+        // Marked sensitive so no debug output of the request ever shows them.
+        let secret_header = |value: &SecretString| {
+            let mut value = HeaderValue::from_str(value.expose_secret())
+                .unwrap_or_else(|_| HeaderValue::from_static("invalid-credential"));
+            value.set_sensitive(true);
+            value
+        };
         self.http
             .client()
             .get(url.clone())
-            .header("APCA-API-KEY-ID", credentials.api_key.expose_secret())
-            .header("APCA-API-SECRET-KEY", credentials.api_secret.expose_secret())
+            .header("APCA-API-KEY-ID", secret_header(&credentials.api_key))
+            .header("APCA-API-SECRET-KEY", secret_header(&credentials.api_secret))
     }
 
     async fn get<T: DeserializeOwned>(

@@ -11,8 +11,29 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 /// Decodes a provider body; a failure names what was being read and the JSON path at fault.
 pub(crate) fn json<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ConnectorError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut deserializer)
-        .map_err(|error| ConnectorError::InvalidResponse(format!("{what}: {}: {}", error.path(), error.inner())))
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        ConnectorError::InvalidResponse(format!("{what}: {}: {}", error.path(), describe(error.inner())))
+    })
+}
+
+/// serde_json's message without the offending value: `invalid type: string "12345678", expected …` would put
+/// an account number (or a token) into an error that ends up in logs and `last_sync_error`.
+pub(crate) fn describe(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let message = message.split(" at line ").next().unwrap_or_default();
+    for kind in ["invalid type", "invalid value", "invalid length"] {
+        if message.starts_with(kind) {
+            return match message.split_once(", expected ") {
+                Some((_, expected)) => format!("{kind}, expected {expected}"),
+                None => kind.to_owned(),
+            };
+        }
+    }
+    if error.is_data() && !message.starts_with("missing field") && !message.starts_with("a ") {
+        // Our own messages start with "a …"; anything else of unknown shape is summarised.
+        return "invalid value".to_owned();
+    }
+    message.to_owned()
 }
 
 /// A decimal written as a JSON number or a numeric string.
@@ -141,10 +162,11 @@ mod tests {
 
     #[test]
     fn out_of_range_and_non_numbers_are_refused_naming_the_field() {
-        for json in ["1e300", "\"NaN\"", "\"inf\"", "\"1_000\"", "\"\"", "true", "\"1e5\""] {
+        for json in ["1e300", "\"NaN\"", "\"inf\"", "\"1_000\"", "\"\"", "true", "\"1e5\"", "[]"] {
             let error = value(&format!("{{\"value\":{json}}}")).expect_err(json);
             let ConnectorError::InvalidResponse(text) = error else { panic!("{json}: {error:?}") };
             assert!(text.starts_with("test: value:"), "{json}: {text}");
+            assert!(!text.contains("NaN") && !text.contains("1_000"), "the value is not echoed: {text}");
         }
     }
 }

@@ -357,14 +357,11 @@ fn map_token_error(error: RequestTokenError<ConnectorError, oauth2::basic::Basic
             oauth2::basic::BasicErrorResponseType::InvalidClient => ConnectorError::Unauthorized,
             _ => ConnectorError::Rejected { status: 400 },
         },
-        // The path names the field; serde's own message could quote a token, so only its category is kept.
-        RequestTokenError::Parse(error, _body) => {
-            let problem = if error.inner().is_data() { "missing or invalid value" } else { "malformed JSON" };
-            let path = error.path().to_string();
-            let message = error.inner().to_string();
-            let detail = if message.starts_with("missing field") { message } else { problem.to_owned() };
-            ConnectorError::InvalidResponse(format!("token response: {path}: {detail}"))
-        }
+        RequestTokenError::Parse(error, _body) => ConnectorError::InvalidResponse(format!(
+            "token response: {}: {}",
+            error.path(),
+            decode::describe(error.inner())
+        )),
         RequestTokenError::Other(text) => ConnectorError::InvalidResponse(format!("token response: {text}")),
     }
 }
