@@ -8,6 +8,7 @@ pub mod keyring;
 pub mod mail;
 pub mod opaque_tokens;
 pub mod password_hashing;
+pub mod providers;
 pub mod rate_limit;
 pub mod shared_state;
 
