@@ -17,6 +17,7 @@ use dashtam_adapters::mail::{
     DEFAULT_SEND_TIMEOUT, MailTransport, OutboxOptions, OutboxWaker, OutboxWorker, TemplateComposer,
 };
 use dashtam_adapters::password_hashing::{Argon2PasswordHasher, PasswordHashingOptions};
+use dashtam_adapters::providers::{AlpacaConnector, AlpacaSettings, HttpTimeouts, SchwabConnector, SchwabSettings};
 use dashtam_adapters::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
 use dashtam_adapters::{MemorySharedState, RedisSharedState};
 use dashtam_api::client_ip::TrustedProxies;
@@ -29,7 +30,7 @@ use dashtam_domain::audit::AuditLog;
 use dashtam_domain::auth::{AuthPorts, AuthService, AuthSettings, OutboxSignal};
 use dashtam_domain::context::RequestContext;
 use dashtam_domain::ports::{SharedState, Store};
-use dashtam_domain::providers::{ProviderCatalog, ProviderDeps, ProviderService};
+use dashtam_domain::providers::{ProviderCatalog, ProviderDeps, ProviderKey, ProviderService};
 use dashtam_domain::rate_limit::RateLimiter;
 use dashtam_domain::sessions::SessionService;
 use dashtam_domain::tokens::{AccessTokenCodec, OpaqueTokenIssuer};
@@ -38,6 +39,7 @@ use dashtam_store::{Database, PoolOptions};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use url::Url;
 
 use crate::config::Config;
 
@@ -90,9 +92,42 @@ fn rate_limiting(
     Ok(RateLimiting::new(http_settings, limiter, store.clone(), audit.clone(), metrics))
 }
 
-/// The connectors this configuration enables.
-fn provider_catalog(_config: &Config) -> anyhow::Result<ProviderCatalog> {
-    Ok(ProviderCatalog::new())
+/// The connectors this configuration enables: Schwab when its client credentials are set, Alpaca always
+/// (users bring their own keys), and the sandbox — the real Schwab connector pointed at `/sandbox` — when the
+/// sandbox is served.
+fn provider_catalog(config: &Config, sandbox_secret: &SecretString) -> anyhow::Result<ProviderCatalog> {
+    let timeouts = HttpTimeouts {
+        connect: config.http.connect_timeout,
+        read: config.http.read_timeout,
+        total: config.http.total_timeout,
+    };
+    let mut catalog = ProviderCatalog::new();
+    if let (Some(client_id), Some(client_secret)) = (&config.schwab.client_id, &config.schwab.client_secret) {
+        let settings = SchwabSettings {
+            base_url: config.schwab.base_url.clone(),
+            client_id: client_id.clone(),
+            client_secret: client_secret.clone(),
+            // Schwab documents no PKCE support; its flow relies on the confidential client's secret.
+            use_pkce: false,
+        };
+        let connector = SchwabConnector::new(settings, &timeouts).context("DASHTAM_SCHWAB__*")?;
+        catalog = catalog.with_connector(ProviderKey::Schwab, Arc::new(connector));
+    }
+    let alpaca = AlpacaConnector::new(AlpacaSettings { base_url: config.alpaca.base_url.clone() }, &timeouts)
+        .context("DASHTAM_ALPACA__BASE_URL")?;
+    catalog = catalog.with_connector(ProviderKey::Alpaca, Arc::new(alpaca));
+    if config.sandbox_enabled() {
+        let base_url = Url::parse(&format!("{}{SANDBOX_PATH}", public_base(config))).context("DASHTAM_PUBLIC_URL")?;
+        let settings = SchwabSettings {
+            base_url,
+            client_id: SANDBOX_CLIENT_ID.to_owned(),
+            client_secret: sandbox_secret.clone(),
+            use_pkce: true,
+        };
+        let connector = SchwabConnector::new(settings, &timeouts).context("the sandbox connector")?;
+        catalog = catalog.with_connector(ProviderKey::Sandbox, Arc::new(connector));
+    }
+    Ok(catalog)
 }
 
 /// Everything the server runs: the HTTP state, the mail delivery worker and, when enabled, the sandbox
@@ -206,7 +241,7 @@ pub fn build_with_clock(config: &Config, database: &Database, clock: Arc<dyn Clo
         shared_state: shared_state.clone(),
         cipher: Arc::new(keys.encryption),
         opaque_tokens: opaque_tokens.clone(),
-        catalog: provider_catalog(config)?,
+        catalog: provider_catalog(config, &sandbox_secret)?,
         public_url: public_base(config),
     });
     let auth = AuthService::new(

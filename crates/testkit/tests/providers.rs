@@ -83,7 +83,10 @@ async fn users_create_list_rename_and_delete_their_connections() {
 
     let (status, page) = get_as(&app, &token, "/api/v1/providers?per_page=2").await;
     assert_eq!(status, StatusCode::OK, "{page}");
-    assert_eq!((page["total"].as_u64(), page["pages"].as_u64(), page["per_page"].as_u64()), (Some(4), Some(2), Some(2)));
+    assert_eq!(
+        (page["total"].as_u64(), page["pages"].as_u64(), page["per_page"].as_u64()),
+        (Some(4), Some(2), Some(2))
+    );
     assert_eq!((page["has_next"].as_bool(), page["has_prev"].as_bool()), (Some(true), Some(false)));
     // Newest first by default.
     assert_eq!(page["items"][0]["alias"], "Statements C");
