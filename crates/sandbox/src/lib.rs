@@ -22,6 +22,8 @@ mod rng;
 mod trader;
 mod wire;
 
+pub use oauth::{ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
+
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, MutexGuard, PoisonError},

@@ -97,13 +97,13 @@ impl Store {
             self.access_tokens.retain(|_, token| token.expires_at > now);
             self.refresh_tokens.retain(|_, token| token.expires_at > now);
         }
-        let access_token = random_token();
+        let access_token = format!("{ACCESS_TOKEN_PREFIX}{}", random_token());
         self.access_tokens.insert(access_token.clone(), Token { grant, expires_at: now + ACCESS_LIFETIME });
         Issued { access_token, refresh_token: refresh }
     }
 
     fn new_refresh_token(&mut self, grant: u64, now: OffsetDateTime) -> String {
-        let refresh_token = random_token();
+        let refresh_token = format!("{REFRESH_TOKEN_PREFIX}{}", random_token());
         self.refresh_tokens.insert(refresh_token.clone(), Token { grant, expires_at: now + REFRESH_LIFETIME });
         refresh_token
     }
@@ -443,6 +443,12 @@ fn refresh(
     };
     Ok(store.issue(grant, now, returned))
 }
+
+/// Marks sandbox access tokens, as many real providers mark theirs, so a leak is easy to spot: tests scan
+/// the database for it to prove tokens are stored encrypted.
+pub const ACCESS_TOKEN_PREFIX: &str = "sbx-at-";
+/// Marks sandbox refresh tokens (see [`ACCESS_TOKEN_PREFIX`]).
+pub const REFRESH_TOKEN_PREFIX: &str = "sbx-rt-";
 
 /// 256 random bits, URL-safe.
 fn random_token() -> String {

@@ -166,3 +166,62 @@ async fn another_users_connections_are_invisible_and_untouchable() {
     let (status, body) = send(app.client.get(app.url("/api/v1/providers"))).await;
     assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "not_authenticated"));
 }
+
+/// Alpaca is a third party: a local fake of its API stands in for it.
+#[tokio::test]
+async fn api_key_connections_are_checked_live_then_stored_encrypted() {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let alpaca = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/account"))
+        .and(header("APCA-API-KEY-ID", "PKTEST1234"))
+        .and(header("APCA-API-SECRET-KEY", "right-secret"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "904837e3-3b76-47ec-b432-046db621571b", "account_number": "PA3HGR8CB9HZ", "status": "ACTIVE",
+            "currency": "USD", "cash": "1000.00", "portfolio_value": "1500.25", "equity": "1500.25",
+            "buying_power": "2000.00"
+        })))
+        .mount(&alpaca)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/account"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"message": "unauthorized."})))
+        .mount(&alpaca)
+        .await;
+    let base_url = alpaca.uri();
+    let app = TestApp::spawn_configured(TestDatabase::preferred().await, move |config| {
+        config.rate_limit.enabled = false;
+        config.alpaca.base_url = base_url.parse().expect("url");
+    })
+    .await;
+    let token = created_and_logged_in(&app, "owner@example.com", Role::User).await.access;
+    let (_, created) = create(&app, &token, "alpaca", "Alpaca").await;
+    let credentials_path = format!("/api/v1/providers/{}/credentials", created["id"].as_str().expect("id"));
+
+    let (status, body) =
+        post_as(&app, &token, &credentials_path, json!({"api_key": "PKTEST1234", "api_secret": "wrong"})).await;
+    assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "invalid_credentials"), "{body}");
+    assert!(!body.to_string().contains("wrong"));
+    let (status, body) = post_as(&app, &token, &credentials_path, json!({"api_key": "", "api_secret": "x"})).await;
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("api_key")));
+
+    let (status, connected) =
+        post_as(&app, &token, &credentials_path, json!({"api_key": "PKTEST1234", "api_secret": "right-secret"})).await;
+    assert_eq!(status, StatusCode::OK, "{connected}");
+    assert_eq!((connected["status"].as_str(), connected["is_connected"].as_bool()), (Some("active"), Some(true)));
+    let stored = app.state.store.credentials_after(None, 10).await.expect("credentials");
+    assert_eq!(stored.len(), 1);
+    let secret = &stored[0].secret;
+    assert!(!secret.windows(12).any(|window| window == b"right-secret"), "the secret is stored encrypted");
+
+    // An OAuth-only operation on an API-key connection, and the reverse.
+    let id = created["id"].as_str().expect("id");
+    let (status, body) = post_as(&app, &token, &format!("/api/v1/providers/{id}/authorization"), json!({})).await;
+    assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "not_oauth_provider"));
+    let (_, sandbox) = create(&app, &token, "sandbox", "Demo").await;
+    let path = format!("/api/v1/providers/{}/credentials", sandbox["id"].as_str().expect("id"));
+    let (status, body) = post_as(&app, &token, &path, json!({"api_key": "k", "api_secret": "s"})).await;
+    assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "not_api_key_provider"));
+}
