@@ -337,3 +337,44 @@ async fn failed_refreshes_are_kept_and_a_refused_grant_asks_for_reconnection() {
     let expired = provider(&app, &token, &id).await;
     assert_eq!((expired["status"].as_str(), expired["needs_reconnection"].as_bool()), (Some("expired"), Some(true)));
 }
+
+#[tokio::test]
+async fn a_hanging_or_trickling_provider_is_cut_off_at_the_configured_timeouts() {
+    let app = TestApp::spawn_configured(TestDatabase::preferred().await, |config| {
+        config.rate_limit.enabled = false;
+        config.http.connect_timeout = Duration::from_millis(500);
+        config.http.read_timeout = Duration::from_millis(500);
+        config.http.total_timeout = Duration::from_millis(1200);
+    })
+    .await;
+    let admin = logged_in_admin(&app, "admin@example.com").await.access;
+    let (token, id) = user_with_sandbox(&app, "owner@example.com").await;
+    let location = consent(&app, &token, &id, "approve").await;
+    assert_eq!(callback(&app, &location).await.0, StatusCode::OK);
+    let refresh_path = format!("/api/v1/providers/{id}/authorization");
+    let timed_refresh = || async {
+        let started = std::time::Instant::now();
+        let (status, body) = patch_as(&app, &token, &refresh_path, json!({})).await;
+        (status, body, started.elapsed())
+    };
+
+    // Headers never come: the read timeout (0.5 s) ends the call.
+    set_sandbox(&app, json!({"latency_ms": 5000, "applies_to": "token"})).await;
+    let (status, body, elapsed) = timed_refresh().await;
+    assert_eq!((status, code(&body)), (StatusCode::GATEWAY_TIMEOUT, "provider_timeout"), "{body}");
+    assert!(elapsed >= Duration::from_millis(400) && elapsed <= Duration::from_millis(900), "{elapsed:?}");
+
+    // The body trickles in, each piece within the read timeout: the total deadline (1.2 s) ends the call.
+    set_sandbox(&app, json!({"latency_ms": null, "trickle_ms": 300})).await;
+    let (status, body, elapsed) = timed_refresh().await;
+    assert_eq!((status, code(&body)), (StatusCode::GATEWAY_TIMEOUT, "provider_timeout"), "{body}");
+    assert!(elapsed >= Duration::from_millis(960) && elapsed <= Duration::from_millis(1700), "{elapsed:?}");
+
+    // A malformed answer is a provider error, audited, never a 500.
+    set_sandbox(&app, json!({"trickle_ms": null, "malformed_json": true})).await;
+    let (status, body, _) = timed_refresh().await;
+    assert_eq!((status, code(&body)), (StatusCode::BAD_GATEWAY, "provider_error"), "{body}");
+    let failures = audit_details(&app, &admin, "provider.token_refreshed").await;
+    let reasons: Vec<&str> = failures.iter().map(|entry| entry["details"]["reason"].as_str().expect("reason")).collect();
+    assert_eq!(reasons, ["invalid_response", "timeout", "timeout"]);
+}
