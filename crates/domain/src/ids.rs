@@ -54,6 +54,21 @@ uuid_id!(
     ProviderId
 );
 
+uuid_id!(
+    /// Identifies an account.
+    AccountId
+);
+
+uuid_id!(
+    /// Identifies a holding.
+    HoldingId
+);
+
+uuid_id!(
+    /// Identifies a transaction.
+    TransactionId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ pub mod context;
 pub mod device;
 pub mod finance;
 pub mod ids;
+pub mod ledger;
 pub mod mail;
 pub mod money;
 pub mod password;

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::audit::{AuditEntry, AuditQuery, ChainPoint, ChainState};
 use crate::device::Device;
 use crate::ids::UserId;
+use crate::ledger::{LedgerReads, LedgerWrites};
 use crate::mail::{OutgoingEmail, QueuedEmail};
 use crate::providers::store::{ProviderReads, ProviderWrites};
 use crate::rate_limit::RateLimitViolation;
@@ -75,7 +76,7 @@ pub struct PoolStats {
 /// Durable storage. Reads run on the pool; every change runs inside a [`StoreTx`] so a use case and its
 /// audit entry commit together.
 #[async_trait]
-pub trait Store: ProviderReads + Send + Sync + Debug {
+pub trait Store: ProviderReads + LedgerReads + Send + Sync + Debug {
     /// Which database this is.
     fn backend(&self) -> StoreBackend;
 
@@ -146,7 +147,7 @@ pub trait Store: ProviderReads + Send + Sync + Debug {
 
 /// One write transaction.
 #[async_trait]
-pub trait StoreTx: ProviderWrites + Send {
+pub trait StoreTx: ProviderWrites + LedgerWrites + Send {
     /// Creates an account; a taken address is [`StoreError::Conflict`].
     async fn insert_user(&mut self, user: &NewUser) -> Result<User, StoreError>;
 

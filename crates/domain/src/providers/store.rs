@@ -22,6 +22,9 @@ pub trait ProviderReads: Send + Sync {
     /// A connection's stored credentials.
     async fn provider_credentials(&self, id: ProviderId) -> Result<Option<StoredCredentials>, StoreError>;
 
+    /// Up to `limit` active connections whose next scheduled sync is due at `now`, most overdue first.
+    async fn providers_due_for_sync(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<Provider>, StoreError>;
+
     /// Up to `limit` stored credentials with ids after `after`, in id order (for key rotation).
     async fn credentials_after(
         &self,
@@ -77,6 +80,22 @@ pub trait ProviderWrites: Send {
         expected: &[u8],
         secret: &[u8],
     ) -> Result<bool, StoreError>;
+
+    /// Records a successful sync: stamps `last_sync_at`, clears the error and failure count, schedules the next.
+    async fn record_sync_success(
+        &mut self,
+        id: ProviderId,
+        now: OffsetDateTime,
+        next_sync_at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Records a failed sync with a secret-free reason; returns the count of failures in a row. The caller
+    /// schedules the retry with [`ProviderWrites::schedule_sync`].
+    async fn record_sync_failure(&mut self, id: ProviderId, error: &str, now: OffsetDateTime)
+    -> Result<i32, StoreError>;
+
+    /// Sets when the scheduler syncs the connection next.
+    async fn schedule_sync(&mut self, id: ProviderId, next_sync_at: OffsetDateTime) -> Result<(), StoreError>;
 
     /// Erases a connection's credentials; `false` when there were none.
     async fn delete_credentials(&mut self, id: ProviderId) -> Result<bool, StoreError>;
