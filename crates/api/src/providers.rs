@@ -5,11 +5,12 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use dashtam_domain::connector::{ApiKeyCredentials, ConnectorError};
+use dashtam_domain::connector::{ApiKeyCredentials, ConnectorError, DateRange};
 use dashtam_domain::providers::{
     Alias, AliasError, AuthorizationStatus, CallbackError, Provider, ProviderError, ProviderId, ProviderKey,
     ProviderListQuery, ProviderSort, ProviderStatus, ProviderTypeInfo,
 };
+use dashtam_domain::sync::{SyncError, SyncResult};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -19,7 +20,7 @@ use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::context::Context;
-use crate::datetime::Timestamp;
+use crate::datetime::{DateOrTimestamp, Timestamp};
 use crate::extract::{PathId, ValidJson, ValidQuery, Validate};
 use crate::problem::{FieldError, Problem, ProblemDocument};
 use crate::state::AppState;
@@ -32,6 +33,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_provider, rename_provider, delete_provider))
         .routes(routes!(start_authorization, authorization_status, refresh_authorization, disconnect))
         .routes(routes!(set_credentials))
+        .routes(routes!(sync_provider))
         .routes(routes!(oauth_callback))
 }
 
@@ -671,6 +673,149 @@ pub(crate) async fn set_credentials(
         .await
         .map_err(provider_problem)?;
     Ok(Json(provider.into()))
+}
+
+/// `POST /providers/{id}/sync`: an optional range of posting dates.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    /// The first day (a date, or a timestamp with an offset); with `end_date`.
+    #[schema(value_type = Option<String>, format = Date)]
+    start_date: Option<DateOrTimestamp>,
+    /// The last day; with `start_date`.
+    #[schema(value_type = Option<String>, format = Date)]
+    end_date: Option<DateOrTimestamp>,
+}
+
+impl SyncRequest {
+    fn range(&self) -> Option<DateRange> {
+        let day = |value: DateOrTimestamp| match value {
+            DateOrTimestamp::Date(date) => date,
+            DateOrTimestamp::Timestamp(instant) => instant.date(),
+        };
+        Some(DateRange { start: day(self.start_date?), end: day(self.end_date?) })
+    }
+}
+
+impl Validate for SyncRequest {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        match (self.start_date, self.end_date) {
+            (Some(_), None) => Err(vec![FieldError::new("end_date", "required", "give both dates or neither")]),
+            (None, Some(_)) => Err(vec![FieldError::new("start_date", "required", "give both dates or neither")]),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Counts of created and changed rows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedUpdated {
+    /// Created.
+    created: u64,
+    /// Changed.
+    updated: u64,
+}
+
+/// Holdings counts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HoldingCounts {
+    /// Created.
+    created: u64,
+    /// Changed.
+    updated: u64,
+    /// No longer reported, now closed.
+    closed: u64,
+}
+
+/// Transaction counts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransactionCounts {
+    /// Created.
+    created: u64,
+    /// Changed (including pending ones that posted).
+    updated: u64,
+    /// Reported again exactly as stored.
+    unchanged: u64,
+}
+
+/// What a sync did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncResultResponse {
+    /// Accounts.
+    accounts: CreatedUpdated,
+    /// Holdings.
+    holdings: HoldingCounts,
+    /// Transactions.
+    transactions: TransactionCounts,
+    /// Balance snapshots recorded.
+    balances_recorded: u64,
+    /// Start.
+    #[schema(value_type = String, format = DateTime)]
+    started_at: Timestamp,
+    /// End.
+    #[schema(value_type = String, format = DateTime)]
+    finished_at: Timestamp,
+}
+
+impl From<SyncResult> for SyncResultResponse {
+    fn from(result: SyncResult) -> Self {
+        let counts = result.counts;
+        Self {
+            accounts: CreatedUpdated { created: counts.accounts_created, updated: counts.accounts_updated },
+            holdings: HoldingCounts {
+                created: counts.holdings_created,
+                updated: counts.holdings_updated,
+                closed: counts.holdings_closed,
+            },
+            transactions: TransactionCounts {
+                created: counts.transactions_created,
+                updated: counts.transactions_updated,
+                unchanged: counts.transactions_unchanged,
+            },
+            balances_recorded: counts.balances_recorded,
+            started_at: Timestamp(result.started_at),
+            finished_at: Timestamp(result.finished_at),
+        }
+    }
+}
+
+fn sync_problem(error: SyncError) -> Problem {
+    match error {
+        SyncError::NotConnected => provider_problem(ProviderError::NotConnected),
+        SyncError::InProgress => Problem::new(StatusCode::CONFLICT, "sync_in_progress", "Sync in progress")
+            .with_detail("A sync of this provider is already running; try again when it has finished."),
+        SyncError::InvalidRange(reason) => {
+            Problem::validation(vec![FieldError::new("start_date", "invalid_range", reason)])
+        }
+        SyncError::Provider(error) => provider_problem(error),
+        SyncError::Store(error) => error.into(),
+    }
+}
+
+/// Sync the connection's accounts, holdings, transactions and balances now.
+#[utoipa::path(post, path = "/api/v1/providers/{id}/sync", tag = "providers", request_body = SyncRequest,
+    params(("id" = Uuid, Path, description = "Provider id")), security(("bearer" = [])),
+    responses(
+        (status = 200, body = SyncResultResponse),
+        (status = 401, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "not_connected, sync_in_progress", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 502, description = "provider_error", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 504, description = "provider_timeout", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn sync_provider(
+    State(state): State<AppState>,
+    AuthUser { principal, context, .. }: AuthUser,
+    PathId(id): PathId,
+    ValidJson(body): ValidJson<SyncRequest>,
+) -> Result<Json<SyncResultResponse>, Problem> {
+    let result = state
+        .sync
+        .sync(principal.user_id, ProviderId::from_uuid(id), body.range(), &context)
+        .await
+        .map_err(sync_problem)?;
+    Ok(Json(result.into()))
 }
 
 /// What a provider sends back to the callback.

@@ -10,6 +10,7 @@ use dashtam_domain::auth::AuthService;
 use dashtam_domain::ports::{SharedState, Store};
 use dashtam_domain::providers::ProviderService;
 use dashtam_domain::sessions::SessionService;
+use dashtam_domain::sync::SyncService;
 use dashtam_domain::tokens::AccessTokenCodec;
 
 use crate::client_ip::TrustedProxies;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub sessions: Arc<SessionService>,
     /// Provider connections.
     pub providers: Arc<ProviderService>,
+    /// Syncs provider data.
+    pub sync: Arc<SyncService>,
     /// The source of "now".
     pub clock: Arc<dyn Clock>,
     /// Prometheus metrics.

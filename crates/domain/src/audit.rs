@@ -151,6 +151,8 @@ audit_actions! {
     ProviderDisconnected => "provider.disconnected",
     /// A connection was marked as needing reconnection.
     ProviderNeedsReconnection => "provider.needs_reconnection",
+    /// A sync of a provider's data finished (with counts) or failed (with the reason).
+    ProviderSynced => "provider.synced",
 }
 
 /// One event to record; the request context supplies the rest.

@@ -322,8 +322,7 @@ pub trait LedgerWrites: Send {
     async fn update_transaction(&mut self, transaction: &Transaction) -> Result<(), StoreError>;
 
     /// Records a balance snapshot.
-    async fn insert_balance_snapshot(&mut self, user_id: UserId, snapshot: &BalanceSnapshot)
-    -> Result<(), StoreError>;
+    async fn insert_balance_snapshot(&mut self, user_id: UserId, snapshot: &BalanceSnapshot) -> Result<(), StoreError>;
 
     /// Stamps the account as synced now.
     async fn mark_account_synced(&mut self, account_id: AccountId, now: OffsetDateTime) -> Result<(), StoreError>;

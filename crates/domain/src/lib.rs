@@ -19,6 +19,7 @@ pub mod rate_limit;
 pub mod secrets;
 pub mod session;
 pub mod sessions;
+pub mod sync;
 pub mod tokens;
 pub mod user;
 

@@ -33,6 +33,7 @@ use dashtam_domain::ports::{SharedState, Store};
 use dashtam_domain::providers::{ProviderCatalog, ProviderDeps, ProviderKey, ProviderService};
 use dashtam_domain::rate_limit::RateLimiter;
 use dashtam_domain::sessions::SessionService;
+use dashtam_domain::sync::{SyncSchedule, SyncService};
 use dashtam_domain::tokens::{AccessTokenCodec, OpaqueTokenIssuer};
 use dashtam_sandbox::{Sandbox, SandboxConfig};
 use dashtam_store::{Database, PoolOptions};
@@ -270,10 +271,25 @@ pub fn build_with_clock(config: &Config, database: &Database, clock: Arc<dyn Clo
     );
     let metrics = Metrics::new();
     let rate_limit = rate_limiting(config, &clock, &store, &audit, &metrics)?;
+    let providers = Arc::new(providers);
+    let schedule = SyncSchedule {
+        interval: config.sync.interval,
+        retry_after: config.sync.retry_after,
+        ..SyncSchedule::default()
+    };
+    let sync = SyncService::new(
+        store.clone(),
+        audit.clone(),
+        clock.clone(),
+        shared_state.clone(),
+        providers.clone(),
+        schedule,
+    );
     let state = AppState {
         store: store.clone(),
         shared_state,
-        providers: Arc::new(providers),
+        providers,
+        sync: Arc::new(sync),
         auth: Arc::new(auth),
         sessions: Arc::new(SessionService::new(store.clone(), audit.clone(), clock.clone())),
         audit,
@@ -319,6 +335,25 @@ pub async fn maintain_audit_log(
                     Ok(0) => {}
                     Ok(deleted) => tracing::info!(deleted, "purged audit entries past retention"),
                     Err(error) => tracing::warn!(%error, "audit purge failed; will retry"),
+                }
+            }
+        }
+    }
+}
+
+/// Syncs due connections every `tick` until `stop` completes (see [`SyncService::run_due`]).
+pub async fn schedule_syncs(sync: Arc<SyncService>, tick: Duration, stop: impl Future<Output = ()>) {
+    /// Connections synced per tick at most; the rest wait for the next tick.
+    const PER_TICK: u32 = 20;
+    let mut ticks = tokio::time::interval(tick);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = ticks.tick() => {
+                if let Err(error) = sync.run_due(PER_TICK).await {
+                    tracing::warn!(%error, "the sync scheduler could not look for due connections");
                 }
             }
         }

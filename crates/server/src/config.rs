@@ -46,6 +46,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "schwab",
     "alpaca",
     "providers",
+    "sync",
     "http",
 ];
 
@@ -123,6 +124,8 @@ pub struct Config {
     pub alpaca: AlpacaConfig,
     /// `[providers]`.
     pub providers: ProvidersConfig,
+    /// `[sync]`: the sync scheduler.
+    pub sync: SyncConfig,
     /// `[http]`: outbound provider calls.
     pub http: HttpClientConfig,
 }
@@ -152,6 +155,7 @@ impl Default for Config {
             schwab: SchwabConfig::default(),
             alpaca: AlpacaConfig::default(),
             providers: ProvidersConfig::default(),
+            sync: SyncConfig::default(),
             http: HttpClientConfig::default(),
         }
     }
@@ -412,6 +416,35 @@ pub struct ProvidersConfig {
     pub success_redirect_url: Option<Url>,
 }
 
+/// `[sync]`: when connections sync on their own.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncConfig {
+    /// `DASHTAM_SYNC__SCHEDULER`: run scheduled syncs on this instance (every instance may; a shared lock
+    /// keeps two off one connection).
+    pub scheduler: bool,
+    /// `DASHTAM_SYNC__INTERVAL`: time between successful syncs of one connection (plus up to 10 % jitter).
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// `DASHTAM_SYNC__RETRY_AFTER`: the first retry after a failed sync; it doubles per failure up to the interval.
+    #[serde(with = "humantime_serde")]
+    pub retry_after: Duration,
+    /// `DASHTAM_SYNC__TICK`: how often the scheduler looks for due connections.
+    #[serde(with = "humantime_serde")]
+    pub tick: Duration,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            scheduler: true,
+            interval: Duration::from_secs(6 * 3600),
+            retry_after: Duration::from_secs(5 * 60),
+            tick: Duration::from_secs(60),
+        }
+    }
+}
+
 /// `[http]`: timeouts of every outbound provider call.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -571,6 +604,9 @@ impl Config {
             ("http.connect_timeout", self.http.connect_timeout),
             ("http.read_timeout", self.http.read_timeout),
             ("http.total_timeout", self.http.total_timeout),
+            ("sync.interval", self.sync.interval),
+            ("sync.retry_after", self.sync.retry_after),
+            ("sync.tick", self.sync.tick),
         ] {
             if duration.is_zero() {
                 refuse(key_path, "must be greater than zero".into());

@@ -174,6 +174,10 @@ async fn serve(config: Config, no_migrate: bool) -> anyhow::Result<()> {
         }
     };
     let outbox = tokio::spawn(application.outbox.run(stop_signal()));
+    let scheduler = config
+        .sync
+        .scheduler
+        .then(|| tokio::spawn(app::schedule_syncs(state.sync.clone(), config.sync.tick, stop_signal())));
     let audit_maintenance = tokio::spawn({
         let (audit, clock, stopped) = (state.audit.clone(), state.clock.clone(), stop_signal());
         async move { app::maintain_audit_log(audit, clock, &config.audit, stopped).await }
@@ -185,6 +189,12 @@ async fn serve(config: Config, no_migrate: bool) -> anyhow::Result<()> {
     .await;
     if let Err(error) = outbox.await {
         tracing::error!(%error, "mail worker ended abnormally");
+    }
+    if let Some(Err(error)) = match scheduler {
+        Some(scheduler) => Some(scheduler.await),
+        None => None,
+    } {
+        tracing::error!(%error, "sync scheduler ended abnormally");
     }
     if let Err(error) = audit_maintenance.await {
         tracing::error!(%error, "audit maintenance ended abnormally");

@@ -375,6 +375,7 @@ async fn a_hanging_or_trickling_provider_is_cut_off_at_the_configured_timeouts()
     let (status, body, _) = timed_refresh().await;
     assert_eq!((status, code(&body)), (StatusCode::BAD_GATEWAY, "provider_error"), "{body}");
     let failures = audit_details(&app, &admin, "provider.token_refreshed").await;
-    let reasons: Vec<&str> = failures.iter().map(|entry| entry["details"]["reason"].as_str().expect("reason")).collect();
+    let reasons: Vec<&str> =
+        failures.iter().map(|entry| entry["details"]["reason"].as_str().expect("reason")).collect();
     assert_eq!(reasons, ["invalid_response", "timeout", "timeout"]);
 }

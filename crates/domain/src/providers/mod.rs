@@ -13,5 +13,5 @@ pub use model::{
 };
 pub use service::{
     AuthorizationStart, AuthorizationStatus, CallbackError, ProviderAccess, ProviderDeps, ProviderError,
-    ProviderService, RefreshTokenOutcome,
+    ProviderService, RefreshTokenOutcome, connector_reason,
 };

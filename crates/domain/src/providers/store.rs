@@ -91,8 +91,12 @@ pub trait ProviderWrites: Send {
 
     /// Records a failed sync with a secret-free reason; returns the count of failures in a row. The caller
     /// schedules the retry with [`ProviderWrites::schedule_sync`].
-    async fn record_sync_failure(&mut self, id: ProviderId, error: &str, now: OffsetDateTime)
-    -> Result<i32, StoreError>;
+    async fn record_sync_failure(
+        &mut self,
+        id: ProviderId,
+        error: &str,
+        now: OffsetDateTime,
+    ) -> Result<i32, StoreError>;
 
     /// Sets when the scheduler syncs the connection next.
     async fn schedule_sync(&mut self, id: ProviderId, next_sync_at: OffsetDateTime) -> Result<(), StoreError>;
