@@ -153,6 +153,8 @@ audit_actions! {
     ProviderNeedsReconnection => "provider.needs_reconnection",
     /// A sync of a provider's data finished (with counts) or failed (with the reason).
     ProviderSynced => "provider.synced",
+    /// A statement file was imported (with counts) or refused (with the reason).
+    StatementImported => "import.completed",
 }
 
 /// One event to record; the request context supplies the rest.

@@ -69,6 +69,11 @@ uuid_id!(
     TransactionId
 );
 
+uuid_id!(
+    /// Identifies a statement import.
+    ImportId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

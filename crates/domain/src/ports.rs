@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::audit::{AuditEntry, AuditQuery, ChainPoint, ChainState};
 use crate::device::Device;
 use crate::ids::UserId;
+use crate::imports::{ImportReads, ImportWrites};
 use crate::ledger::{LedgerReads, LedgerWrites};
 use crate::mail::{OutgoingEmail, QueuedEmail};
 use crate::providers::store::{ProviderReads, ProviderWrites};
@@ -76,7 +77,7 @@ pub struct PoolStats {
 /// Durable storage. Reads run on the pool; every change runs inside a [`StoreTx`] so a use case and its
 /// audit entry commit together.
 #[async_trait]
-pub trait Store: ProviderReads + LedgerReads + Send + Sync + Debug {
+pub trait Store: ProviderReads + LedgerReads + ImportReads + Send + Sync + Debug {
     /// Which database this is.
     fn backend(&self) -> StoreBackend;
 
@@ -147,7 +148,7 @@ pub trait Store: ProviderReads + LedgerReads + Send + Sync + Debug {
 
 /// One write transaction.
 #[async_trait]
-pub trait StoreTx: ProviderWrites + LedgerWrites + Send {
+pub trait StoreTx: ProviderWrites + LedgerWrites + ImportWrites + Send {
     /// Creates an account; a taken address is [`StoreError::Conflict`].
     async fn insert_user(&mut self, user: &NewUser) -> Result<User, StoreError>;
 
