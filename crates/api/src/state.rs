@@ -9,6 +9,7 @@ use dashtam_domain::audit::AuditLog;
 use dashtam_domain::auth::AuthService;
 use dashtam_domain::ports::{SharedState, Store};
 use dashtam_domain::providers::ProviderService;
+use dashtam_domain::imports::ImportService;
 use dashtam_domain::sessions::SessionService;
 use dashtam_domain::sync::SyncService;
 use dashtam_domain::tokens::AccessTokenCodec;
@@ -30,6 +31,8 @@ pub struct HttpSettings {
     pub trusted_proxies: TrustedProxies,
     /// Where a finished OAuth connect flow sends the browser (`303`), instead of showing a page.
     pub oauth_success_redirect: Option<String>,
+    /// The largest statement file accepted by `POST /imports`.
+    pub import_max_bytes: usize,
 }
 
 impl Default for HttpSettings {
@@ -40,6 +43,7 @@ impl Default for HttpSettings {
             json_body_limit: 64 * 1024,
             trusted_proxies: TrustedProxies::default(),
             oauth_success_redirect: None,
+            import_max_bytes: 10 * 1024 * 1024,
         }
     }
 }
@@ -61,6 +65,8 @@ pub struct AppState {
     pub providers: Arc<ProviderService>,
     /// Syncs provider data.
     pub sync: Arc<SyncService>,
+    /// Statement imports.
+    pub imports: Arc<ImportService>,
     /// The source of "now".
     pub clock: Arc<dyn Clock>,
     /// Prometheus metrics.

@@ -32,6 +32,7 @@ use dashtam_domain::context::RequestContext;
 use dashtam_domain::ports::{SharedState, Store};
 use dashtam_domain::providers::{ProviderCatalog, ProviderDeps, ProviderKey, ProviderService};
 use dashtam_domain::rate_limit::RateLimiter;
+use dashtam_domain::imports::ImportService;
 use dashtam_domain::sessions::SessionService;
 use dashtam_domain::sync::{SyncSchedule, SyncService};
 use dashtam_domain::tokens::{AccessTokenCodec, OpaqueTokenIssuer};
@@ -290,6 +291,7 @@ pub fn build_with_clock(config: &Config, database: &Database, clock: Arc<dyn Clo
         shared_state,
         providers,
         sync: Arc::new(sync),
+        imports: Arc::new(ImportService::new(store.clone(), audit.clone(), clock.clone())),
         auth: Arc::new(auth),
         sessions: Arc::new(SessionService::new(store.clone(), audit.clone(), clock.clone())),
         audit,
@@ -301,6 +303,7 @@ pub fn build_with_clock(config: &Config, database: &Database, clock: Arc<dyn Clo
             json_body_limit: config.server.json_body_limit,
             trusted_proxies: TrustedProxies::new(config.trusted_proxies.iter().copied()),
             oauth_success_redirect: config.providers.success_redirect_url.as_ref().map(|url| url.to_string()),
+            import_max_bytes: config.imports.max_file_size,
         }),
         rate_limit: Arc::new(rate_limit),
         access_tokens,

@@ -47,6 +47,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "alpaca",
     "providers",
     "sync",
+    "imports",
     "http",
 ];
 
@@ -126,6 +127,8 @@ pub struct Config {
     pub providers: ProvidersConfig,
     /// `[sync]`: the sync scheduler.
     pub sync: SyncConfig,
+    /// `[imports]`: statement uploads.
+    pub imports: ImportsConfig,
     /// `[http]`: outbound provider calls.
     pub http: HttpClientConfig,
 }
@@ -156,6 +159,7 @@ impl Default for Config {
             alpaca: AlpacaConfig::default(),
             providers: ProvidersConfig::default(),
             sync: SyncConfig::default(),
+            imports: ImportsConfig::default(),
             http: HttpClientConfig::default(),
         }
     }
@@ -416,6 +420,20 @@ pub struct ProvidersConfig {
     pub success_redirect_url: Option<Url>,
 }
 
+/// `[imports]`: statement uploads.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImportsConfig {
+    /// `DASHTAM_IMPORTS__MAX_FILE_SIZE`: the largest statement file accepted, in bytes (default 10 MiB).
+    pub max_file_size: usize,
+}
+
+impl Default for ImportsConfig {
+    fn default() -> Self {
+        Self { max_file_size: 10 * 1024 * 1024 }
+    }
+}
+
 /// `[sync]`: when connections sync on their own.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -611,6 +629,9 @@ impl Config {
             if duration.is_zero() {
                 refuse(key_path, "must be greater than zero".into());
             }
+        }
+        if !(1024..=1024 * 1024 * 1024).contains(&self.imports.max_file_size) {
+            refuse("imports.max_file_size", "must be between 1024 and 1073741824 bytes".into());
         }
         if !(1024..=16 * 1024 * 1024).contains(&self.server.json_body_limit) {
             refuse("server.json_body_limit", "must be between 1024 and 16777216 bytes".into());
