@@ -195,6 +195,10 @@ impl EncryptionKeyring {
 }
 
 impl SecretCipher for EncryptionKeyring {
+    fn active_key_id(&self) -> &str {
+        self.active_kid()
+    }
+
     fn encrypt(&self, plaintext: &[u8], location: &SecretLocation<'_>) -> Result<Vec<u8>, SecretCipherError> {
         Self::encrypt(self, plaintext, location)
     }

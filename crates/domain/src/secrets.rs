@@ -60,6 +60,9 @@ pub enum SecretCipherError {
 
 /// Encrypts and decrypts secrets bound to their storage location, under a keyring whose first key is active.
 pub trait SecretCipher: Send + Sync + Debug {
+    /// The id of the active key, the one [`SecretCipher::encrypt`] uses (ids are not secret).
+    fn active_key_id(&self) -> &str;
+
     /// `plaintext` encrypted under the active key for storage at `location`.
     fn encrypt(&self, plaintext: &[u8], location: &SecretLocation<'_>) -> Result<Vec<u8>, SecretCipherError>;
 

@@ -86,6 +86,9 @@ pub enum KeysCommand {
         #[arg(long, value_enum, default_value_t = KeyKind::Encryption)]
         kind: KeyKind,
     },
+    /// Re-encrypt every stored provider credential under the active encryption key and report the counts;
+    /// exits non-zero when a credential does not decrypt. Safe to interrupt and run again.
+    Rotate,
 }
 
 /// The three kinds of key the server uses.

@@ -13,6 +13,7 @@ use dashtam_adapters::access_tokens::SIGNING_KEY_LENGTH;
 use dashtam_adapters::encryption::{ENCRYPTION_KEY_LENGTH, EncryptionKeyring};
 use dashtam_adapters::keyring::{KeyringEntry, decode_base64_key, is_valid_kid, parse_keyring};
 use dashtam_adapters::opaque_tokens::{OpaqueTokens, generate_secret_base64};
+use dashtam_domain::providers::KeyRotationReport;
 use secrecy::{ExposeSecret, SecretString};
 use time::Date;
 use zeroize::Zeroizing;
@@ -73,6 +74,38 @@ pub fn load(config: &Config) -> anyhow::Result<Keys> {
     let opaque_tokens = OpaqueTokens::from_base64(&token_hash)
         .map_err(|error| anyhow::anyhow!("{}: {error}", setting("keys.token_hash")))?;
     Ok(Keys { signing, encryption, opaque_tokens })
+}
+
+/// Prints what `dashtam keys rotate` did; an error (so a non-zero exit) when a credential did not decrypt.
+pub fn print_rotation(report: &KeyRotationReport) -> anyhow::Result<()> {
+    println!("{}", rotation_summary(report));
+    for (id, error) in &report.failed {
+        println!("failed: provider {id}: {error}");
+    }
+    if !report.failed.is_empty() {
+        bail!(
+            "{} stored credential(s) do not decrypt; keep every old key until the connections listed are linked again",
+            report.failed.len()
+        );
+    }
+    Ok(())
+}
+
+/// The counts of a key rotation on one line.
+pub fn rotation_summary(report: &KeyRotationReport) -> String {
+    let mut summary = format!(
+        "active key {}: examined {}, re-encrypted {}, already current {}, changed meanwhile {}, failed {}",
+        report.active_key_id,
+        report.examined,
+        report.reencrypted,
+        report.already_current,
+        report.changed_meanwhile,
+        report.failed.len()
+    );
+    if report.changed_meanwhile > 0 {
+        summary.push_str(" (run `dashtam keys rotate` again for the ones changed meanwhile)");
+    }
+    summary
 }
 
 /// What is unsafe about the configured keys for production, as `(key path, problem)` pairs. Keys that cannot be parsed or are too short are reported, and so

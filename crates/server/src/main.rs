@@ -9,6 +9,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::Context;
 use clap::Parser;
+use dashtam_domain::RequestContext;
 use dashtam_server::cli::{AuditCommand, Cli, Command, ConfigCommand, KeysCommand, MigrateCommand};
 use dashtam_server::{Config, app, keys, logging, tokens, users};
 use dashtam_store::Database;
@@ -17,7 +18,7 @@ use secrecy::ExposeSecret;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Generating a key reads no configuration: it makes the keys a valid production configuration needs.
-    if let Some(Command::Keys(command)) = &cli.command {
+    if let Some(Command::Keys(command @ KeysCommand::Generate { .. })) = &cli.command {
         return match keys_command(command) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -105,6 +106,13 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Keys(KeysCommand::Rotate) => {
+            let (database, application) = open_application(&config, Migrate::First).await?;
+            let context = RequestContext::command_line("keys rotate");
+            let outcome = application.state.providers.reencrypt_credentials(&context).await;
+            database.store().close().await;
+            keys::print_rotation(&outcome?)
+        }
         Command::Keys(command) => keys_command(&command),
         Command::Config(ConfigCommand::Check) => {
             println!("# configuration is valid\n{}", config.to_redacted_toml());
@@ -139,6 +147,7 @@ fn keys_command(command: &KeysCommand) -> anyhow::Result<()> {
             println!("{}", key.expose_secret());
             Ok(())
         }
+        KeysCommand::Rotate => anyhow::bail!("keys rotate needs the application"),
     }
 }
 

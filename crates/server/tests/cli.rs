@@ -521,3 +521,81 @@ fn operators_rotate_one_users_or_everyones_tokens() {
     let verified = run(dashtam(dir.path()).args(["audit", "verify"]));
     assert!(stdout(&verified).starts_with("audit chain verified: 3 entries"), "{}", stdout(&verified));
 }
+
+#[tokio::test]
+async fn keys_rotate_reencrypts_stored_credentials_and_fails_naming_unreadable_ones() {
+    use dashtam_adapters::encryption::EncryptionKeyring;
+    use dashtam_domain::Email;
+    use dashtam_domain::providers::service::credentials_location;
+    use dashtam_domain::providers::{Alias, CredentialKind, NewProvider, ProviderId, ProviderKey, StoredCredentials};
+    use secrecy::SecretString;
+
+    let dir = TempDir::new().expect("temp dir");
+    let create = ["create", "--email", "ops@example.com", "--name", "Ops"];
+    assert!(user_command(dir.path(), &create, "a sufficiently long passphrase\n").status.success());
+    let empty = run(dashtam(dir.path()).args(["keys", "rotate"]));
+    assert!(empty.status.success(), "{}", stderr(&empty));
+    let summary = "examined 0, re-encrypted 0, already current 0, changed meanwhile 0, failed 0";
+    assert_eq!(stdout(&empty).trim(), format!("active key dev1: {summary}"));
+
+    // Two connections: one under the generated development key, one under a key the keyring never had.
+    let development_key = std::fs::read_to_string(dir.path().join("data/keys/encryption.key")).expect("dev key");
+    let development_key = development_key.trim().to_owned();
+    let under = |keyring: String, id: ProviderId| {
+        let keyring = EncryptionKeyring::parse(&SecretString::from(keyring)).expect("keyring");
+        let row_id = id.to_string();
+        let plaintext = br#"{"kind":"api_key","api_key":"k","api_secret":"s"}"#;
+        keyring.encrypt(plaintext, &credentials_location(&row_id)).expect("encrypt")
+    };
+    let url = format!("sqlite://{}", dir.path().join("data/dashtam.db").display());
+    let database = dashtam_store::Database::connect(&url, &dashtam_store::PoolOptions::default()).await.expect("open");
+    let store = database.store();
+    let email = Email::parse("ops@example.com").expect("email");
+    let user = store.user_by_email(&email).await.expect("read").expect("user");
+    let now = time::OffsetDateTime::now_utc();
+    let (readable, unreadable) = (ProviderId::generate(), ProviderId::generate());
+    let lost_key = "lost:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8".to_owned();
+    let mut tx = store.begin().await.expect("begin");
+    for (id, alias, keyring) in [(readable, "One", development_key.clone()), (unreadable, "Two", lost_key)] {
+        let provider_key = ProviderKey::parse("alpaca").expect("key");
+        let alias = Alias::parse(alias).expect("alias");
+        tx.insert_provider(&NewProvider { id, user_id: user.id, provider_key, alias, created_at: now })
+            .await
+            .expect("insert");
+        let secret = under(keyring, id);
+        let credentials = StoredCredentials {
+            provider_id: id,
+            kind: CredentialKind::ApiKey,
+            secret,
+            access_expires_at: None,
+            has_refresh_token: false,
+            scope: None,
+            connected_at: now,
+            updated_at: now,
+        };
+        tx.put_credentials(&credentials).await.expect("store");
+    }
+    tx.commit().await.expect("commit");
+
+    let new_key = "new:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+    let keyring = format!("{new_key},{development_key}");
+    let rotate = || run(dashtam(dir.path()).args(["keys", "rotate"]).env("DASHTAM_KEYS__ENCRYPTION", &keyring));
+    let output = rotate();
+    assert!(!output.status.success(), "a credential that does not decrypt fails the command");
+    let text = stdout(&output);
+    let summary = "examined 2, re-encrypted 1, already current 0, changed meanwhile 0, failed 1";
+    assert!(text.starts_with(&format!("active key new: {summary}\n")), "{text}");
+    assert!(text.contains(&format!("failed: provider {unreadable}: ")) && text.contains("\"lost\""), "{text}");
+    assert!(stderr(&output).contains("1 stored credential(s) do not decrypt"), "{}", stderr(&output));
+
+    // The connection is linked again (here: deleted); a second run has nothing left to do.
+    let mut tx = store.begin().await.expect("begin");
+    assert!(tx.delete_provider(user.id, unreadable).await.expect("delete"));
+    tx.commit().await.expect("commit");
+    database.store().close().await;
+    let output = rotate();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary = "examined 1, re-encrypted 0, already current 1, changed meanwhile 0, failed 0";
+    assert_eq!(stdout(&output).trim(), format!("active key new: {summary}"));
+    assert!(run(dashtam(dir.path()).args(["audit", "verify"])).status.success());
+}

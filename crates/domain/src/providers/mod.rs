@@ -2,11 +2,13 @@
 //! credentials, the OAuth 2.0 connect flow and token refresh.
 
 pub mod catalog;
+pub mod key_rotation;
 pub mod model;
 pub mod service;
 pub mod store;
 
 pub use catalog::{AuthType, ProviderCatalog, ProviderKey, ProviderTypeInfo};
+pub use key_rotation::{KEY_ROTATION_BATCH, KeyRotationReport};
 pub use model::{
     Alias, AliasError, CredentialKind, NewProvider, Provider, ProviderId, ProviderListQuery, ProviderPage,
     ProviderSort, ProviderStatus, StoredCredentials,

@@ -19,6 +19,7 @@ use crate::context::RequestContext;
 use crate::ids::UserId;
 use crate::ports::{BoxError, SharedState, Store, StoreError};
 use crate::providers::catalog::{AuthType, ProviderCatalog, ProviderKey};
+use crate::providers::key_rotation::{self, KEY_ROTATION_BATCH, KeyRotationReport};
 use crate::providers::model::{
     Alias, CredentialKind, CredentialSecret, NewProvider, Provider, ProviderId, ProviderListQuery, ProviderPage,
     ProviderStatus, StoredCredentials,
@@ -272,6 +273,14 @@ impl ProviderService {
         self.deps.audit.append(&mut tx, context, event).await?;
         tx.commit().await?;
         Ok(provider)
+    }
+
+    /// Re-encrypts every stored credential under the active encryption key (`dashtam keys rotate`); see
+    /// [`crate::providers::key_rotation`].
+    pub async fn reencrypt_credentials(&self, context: &RequestContext) -> Result<KeyRotationReport, ProviderError> {
+        let deps = &self.deps;
+        Ok(key_rotation::reencrypt_credentials(&*deps.store, &deps.audit, &*deps.cipher, context, KEY_ROTATION_BATCH)
+            .await?)
     }
 
     /// A page of the caller's connections.
