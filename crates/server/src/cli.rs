@@ -44,6 +44,27 @@ pub enum Command {
     /// Breach response.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Import a statement file (OFX, QFX or CSV) for a user, as `POST /api/v1/imports` does.
+    Import(ImportArgs),
+}
+
+/// `dashtam import FILE --user E`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The statement file.
+    pub file: std::path::PathBuf,
+    /// The owner's email address.
+    #[arg(long, value_name = "EMAIL")]
+    pub user: String,
+    /// The account to import into (required for CSV files, which do not name one).
+    #[arg(long, value_name = "UUID")]
+    pub account_id: Option<uuid::Uuid>,
+    /// `ofx`, `qfx` or `csv`; detected when left out.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// A JSON column mapping for CSV files (see API.md §6).
+    #[arg(long, value_name = "JSON")]
+    pub csv_mapping: Option<String>,
 }
 
 /// `dashtam tokens …`.

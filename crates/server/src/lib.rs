@@ -4,6 +4,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod import;
 pub mod keys;
 pub mod logging;
 pub mod rate_limit_config;

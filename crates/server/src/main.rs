@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Parser;
 use dashtam_domain::RequestContext;
 use dashtam_server::cli::{AuditCommand, Cli, Command, ConfigCommand, KeysCommand, MigrateCommand};
-use dashtam_server::{Config, app, keys, logging, tokens, users};
+use dashtam_server::{Config, app, import, keys, logging, tokens, users};
 use dashtam_store::Database;
 use secrecy::ExposeSecret;
 
@@ -104,6 +104,14 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
                 report.head.seq,
                 report.head.hash
             );
+            Ok(())
+        }
+        Command::Import(args) => {
+            let (database, application) = open_application(&config, Migrate::First).await?;
+            let state = &application.state;
+            let outcome = import::run(&state.imports, &state.auth, args, config.imports.max_file_size).await;
+            database.store().close().await;
+            println!("{}", outcome?);
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate) => {
