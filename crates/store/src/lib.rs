@@ -6,6 +6,8 @@
 
 mod database;
 mod errors;
+mod ledger_queries;
+mod ledger_rows;
 mod migrations;
 mod postgres;
 mod provider_queries;
