@@ -8,6 +8,8 @@ mod database;
 mod errors;
 mod import_queries;
 mod import_rows;
+mod ledger_queries;
+mod ledger_rows;
 mod migrations;
 mod postgres;
 mod provider_queries;

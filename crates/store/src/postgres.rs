@@ -8,6 +8,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::database::{ConnectError, PoolOptions};
 use crate::import_queries::impl_import_ports;
+use crate::ledger_queries::impl_ledger_ports;
 use crate::provider_queries::impl_provider_ports;
 use crate::queries::impl_store_ports;
 
@@ -44,3 +45,4 @@ impl PgStore {
 impl_store_ports!(PgStore, PgTx, |tx| PgTx { tx });
 impl_provider_ports!(PgStore, PgTx);
 impl_import_ports!(PgStore, PgTx);
+impl_ledger_ports!(PgStore, PgTx, sqlx::Postgres);

@@ -5,7 +5,8 @@
 macro_rules! provider_columns {
     () => {
         "p.id, p.user_id, p.provider_key, p.alias, p.status, p.connected_at, p.last_sync_at, p.last_sync_error, \
-         p.refresh_failures, p.created_at, p.updated_at, CAST(0 AS BIGINT) AS accounts_count"
+         p.refresh_failures, p.created_at, p.updated_at, \
+         (SELECT CAST(COUNT(*) AS BIGINT) FROM accounts a WHERE a.provider_id = p.id) AS accounts_count"
     };
 }
 
@@ -90,6 +91,27 @@ macro_rules! impl_provider_ports {
                 .await
                 .map_err($crate::errors::store_error)?;
                 row.map(TryInto::try_into).transpose()
+            }
+
+            async fn providers_due_for_sync(
+                &self,
+                now: time::OffsetDateTime,
+                limit: u32,
+            ) -> Result<Vec<dashtam_domain::providers::Provider>, dashtam_domain::ports::StoreError> {
+                // Never-scheduled connections first (`IS NOT NULL` is false for them, and false sorts first on
+                // both backends), then the most overdue.
+                let rows: Vec<$crate::provider_rows::ProviderRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::provider_queries::provider_columns!(),
+                    " FROM providers p WHERE p.status = 'active' AND (p.next_sync_at IS NULL OR p.next_sync_at <= $1) \
+                      ORDER BY p.next_sync_at IS NOT NULL, p.next_sync_at, p.id LIMIT $2"
+                ))
+                .bind($crate::rows::utc(now))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::errors::store_error)?;
+                rows.into_iter().map(TryInto::try_into).collect()
             }
 
             async fn credentials_after(
@@ -267,6 +289,58 @@ macro_rules! impl_provider_ports {
                         .await
                         .map_err($crate::errors::store_error)?;
                 Ok(result.rows_affected() == 1)
+            }
+
+            async fn record_sync_success(
+                &mut self,
+                id: dashtam_domain::providers::ProviderId,
+                now: time::OffsetDateTime,
+                next_sync_at: time::OffsetDateTime,
+            ) -> Result<(), dashtam_domain::ports::StoreError> {
+                sqlx::query(
+                    "UPDATE providers SET last_sync_at = $2, last_sync_error = NULL, sync_failures = 0, \
+                       next_sync_at = $3, updated_at = $2 WHERE id = $1",
+                )
+                .bind(id.as_uuid())
+                .bind($crate::rows::utc(now))
+                .bind($crate::rows::utc(next_sync_at))
+                .execute(&mut *self.tx)
+                .await
+                .map_err($crate::errors::store_error)?;
+                Ok(())
+            }
+
+            async fn record_sync_failure(
+                &mut self,
+                id: dashtam_domain::providers::ProviderId,
+                error: &str,
+                now: time::OffsetDateTime,
+            ) -> Result<i32, dashtam_domain::ports::StoreError> {
+                let count: Option<i32> = sqlx::query_scalar(
+                    "UPDATE providers SET last_sync_error = $2, sync_failures = sync_failures + 1, updated_at = $3 \
+                     WHERE id = $1 RETURNING sync_failures",
+                )
+                .bind(id.as_uuid())
+                .bind(error)
+                .bind($crate::rows::utc(now))
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err($crate::errors::store_error)?;
+                Ok(count.unwrap_or(0))
+            }
+
+            async fn schedule_sync(
+                &mut self,
+                id: dashtam_domain::providers::ProviderId,
+                next_sync_at: time::OffsetDateTime,
+            ) -> Result<(), dashtam_domain::ports::StoreError> {
+                sqlx::query("UPDATE providers SET next_sync_at = $2 WHERE id = $1")
+                    .bind(id.as_uuid())
+                    .bind($crate::rows::utc(next_sync_at))
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($crate::errors::store_error)?;
+                Ok(())
             }
 
             async fn delete_credentials(

@@ -11,6 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::database::{ConnectError, PoolOptions};
 use crate::import_queries::impl_import_ports;
+use crate::ledger_queries::impl_ledger_ports;
 use crate::provider_queries::impl_provider_ports;
 use crate::queries::impl_store_ports;
 
@@ -72,3 +73,4 @@ impl SqliteStore {
 impl_store_ports!(SqliteStore, SqliteTx, |(tx, writer)| SqliteTx { tx, _writer: writer });
 impl_provider_ports!(SqliteStore, SqliteTx);
 impl_import_ports!(SqliteStore, SqliteTx);
+impl_ledger_ports!(SqliteStore, SqliteTx, sqlx::Sqlite);

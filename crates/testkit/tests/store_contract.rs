@@ -871,3 +871,522 @@ mod providers {
         .await;
     }
 }
+
+mod ledger {
+    use std::str::FromStr;
+
+    use super::*;
+    use dashtam_domain::finance::{AccountType, AssetType, TransactionStatus, TransactionSubtype, TransactionType};
+    use dashtam_domain::ledger::{
+        AccountFilter, AccountId, AccountUpsert, BalanceSnapshot, Holding, HoldingFilter, HoldingId, SnapshotSource,
+        Transaction, TransactionId, TransactionQuery, Upserted,
+    };
+    use dashtam_domain::money::{Currency, Decimal};
+    use dashtam_domain::providers::{Alias, NewProvider, ProviderId, ProviderKey, ProviderStatus};
+    use time::Date;
+    use time::macros::date;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-28 12:00:00 UTC);
+
+    fn dec(text: &str) -> Decimal {
+        Decimal::from_str(text).expect("decimal")
+    }
+
+    async fn user_with_provider(store: &Arc<dyn Store>, email: &str) -> (UserId, ProviderId) {
+        let user = insert(store, &new_user(email)).await.expect("user");
+        let provider = NewProvider {
+            id: ProviderId::generate(),
+            user_id: user.id,
+            provider_key: ProviderKey::FileImport,
+            alias: Alias::parse("Statements").expect("alias"),
+            created_at: NOW,
+        };
+        let mut tx = store.begin().await.expect("begin");
+        tx.insert_provider(&provider).await.expect("provider");
+        tx.commit().await.expect("commit");
+        (user.id, provider.id)
+    }
+
+    fn upsert<'a>(user_id: UserId, provider_id: ProviderId, key: &'a str, balance: &str) -> AccountUpsert<'a> {
+        AccountUpsert {
+            user_id,
+            provider_id,
+            provider_account_id: key,
+            name: "Checking",
+            account_type: AccountType::Checking,
+            number_masked: Some("••••1234"),
+            currency: Currency::USD,
+            balance: dec(balance),
+            available_balance: None,
+            now: NOW,
+        }
+    }
+
+    async fn account(store: &Arc<dyn Store>, user_id: UserId, provider_id: ProviderId, key: &str) -> AccountId {
+        let mut tx = store.begin().await.expect("begin");
+        let (id, _) = tx.upsert_account(&upsert(user_id, provider_id, key, "100.00")).await.expect("upsert");
+        tx.commit().await.expect("commit");
+        id
+    }
+
+    fn transaction(user_id: UserId, account_id: AccountId, posted_on: Date, amount: &str, text: &str) -> Transaction {
+        Transaction {
+            id: TransactionId::generate(),
+            account_id,
+            user_id,
+            provider_transaction_id: Uuid::now_v7().to_string(),
+            posted_on,
+            posted_at: None,
+            amount: dec(amount),
+            currency: Currency::USD,
+            description: text.to_owned(),
+            payee: None,
+            memo: None,
+            transaction_type: TransactionType::Spending,
+            subtype: Some(TransactionSubtype::Purchase),
+            status: TransactionStatus::Posted,
+            symbol: None,
+            quantity: None,
+            unit_price: None,
+            fees: None,
+            created_at: NOW,
+            updated_at: NOW,
+        }
+    }
+
+    fn query(user_id: UserId) -> TransactionQuery {
+        TransactionQuery {
+            user_id,
+            account_id: None,
+            from: None,
+            to: None,
+            transaction_type: None,
+            min_amount: None,
+            max_amount: None,
+            text: None,
+            after: None,
+            limit: 100,
+        }
+    }
+
+    async fn store_transactions(store: &Arc<dyn Store>, transactions: &[Transaction]) {
+        let mut tx = store.begin().await.expect("begin");
+        tx.insert_transactions(transactions).await.expect("insert");
+        tx.commit().await.expect("commit");
+    }
+
+    fn ids(transactions: &[Transaction]) -> Vec<TransactionId> {
+        transactions.iter().map(|transaction| transaction.id).collect()
+    }
+
+    #[tokio::test]
+    async fn accounts_are_created_updated_or_left_unchanged_and_owned() {
+        on_every_backend(|store, _| async move {
+            let (owner, provider) = user_with_provider(&store, "owner@example.com").await;
+            let (other, _) = user_with_provider(&store, "other@example.com").await;
+            let mut tx = store.begin().await.expect("begin");
+            let (id, created) =
+                tx.upsert_account(&upsert(owner, provider, "acc-1", "12345678901234.5678")).await.expect("create");
+            let (same, unchanged) =
+                tx.upsert_account(&upsert(owner, provider, "acc-1", "12345678901234.5678")).await.expect("same");
+            let later = AccountUpsert { now: NOW + Duration::hours(1), ..upsert(owner, provider, "acc-1", "-0.01") };
+            let (again, updated) = tx.upsert_account(&later).await.expect("update");
+            let card = AccountUpsert {
+                account_type: AccountType::CreditCard,
+                available_balance: Some(dec("4500.10")),
+                ..upsert(owner, provider, "acc-2", "-500.00")
+            };
+            let (card_id, _) = tx.upsert_account(&card).await.expect("card");
+            tx.mark_account_synced(id, NOW + Duration::hours(2)).await.expect("synced");
+            tx.commit().await.expect("commit");
+            assert_eq!((created, unchanged, updated), (Upserted::Created, Upserted::Unchanged, Upserted::Updated));
+            assert_eq!((same, again), (id, id));
+
+            let read = store.account(owner, id).await.expect("read").expect("found");
+            assert_eq!(read.balance.to_string(), "-0.01");
+            assert_eq!((read.created_at, read.updated_at), (NOW, NOW + Duration::hours(1)));
+            assert_eq!(read.last_synced_at, Some(NOW + Duration::hours(2)));
+            assert_eq!(read.number_masked.as_deref(), Some("••••1234"));
+            assert!(read.is_active);
+            let card = store.account(owner, card_id).await.expect("read").expect("found");
+            assert_eq!(
+                (card.balance.to_string(), card.available_balance.map(|b| b.to_string())),
+                ("-500.00".to_owned(), Some("4500.10".to_owned()))
+            );
+
+            let all = store.accounts(owner, &AccountFilter::default()).await.expect("list");
+            assert_eq!(all.iter().map(|account| account.id).collect::<Vec<_>>(), [id, card_id]);
+            let cards = AccountFilter { account_type: Some(AccountType::CreditCard), ..AccountFilter::default() };
+            assert_eq!(store.accounts(owner, &cards).await.expect("list").len(), 1);
+            let by_provider = AccountFilter { provider_id: Some(provider), ..AccountFilter::default() };
+            assert_eq!(store.accounts(owner, &by_provider).await.expect("list").len(), 2);
+            let elsewhere = AccountFilter { provider_id: Some(ProviderId::generate()), ..AccountFilter::default() };
+            assert!(store.accounts(owner, &elsewhere).await.expect("list").is_empty());
+            assert_eq!(store.provider(owner, provider).await.expect("provider").expect("found").accounts_count, 2);
+
+            // Another user sees none of it.
+            assert!(store.accounts(other, &AccountFilter::default()).await.expect("list").is_empty());
+            assert_eq!(store.account(other, id).await.expect("read"), None);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn decimals_round_trip_exactly() {
+        on_every_backend(|store, _| async move {
+            let (owner, provider) = user_with_provider(&store, "exact@example.com").await;
+            let account_id = account(&store, owner, provider, "acc").await;
+            let values = ["12345678901234.5678", "-0.01", "0", "100.10", "0.00000001", "-99999999999999.99"];
+            let rows: Vec<Transaction> = values
+                .iter()
+                .enumerate()
+                .map(|(day, amount)| {
+                    let mut row =
+                        transaction(owner, account_id, date!(2026 - 01 - 01) + Duration::days(day as i64), amount, "x");
+                    row.quantity = Some(dec(amount));
+                    row
+                })
+                .collect();
+            store_transactions(&store, &rows).await;
+            let read = store.transactions(&query(owner)).await.expect("read");
+            let mut amounts: Vec<String> = read.iter().map(|row| row.amount.to_string()).collect();
+            amounts.reverse();
+            assert_eq!(amounts, values);
+            assert!(read.iter().all(|row| row.quantity == Some(row.amount)));
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn holdings_are_put_by_symbol_and_only_open_ones_are_listed() {
+        on_every_backend(|store, _| async move {
+            let (owner, provider) = user_with_provider(&store, "holder@example.com").await;
+            let (other, _) = user_with_provider(&store, "nosy@example.com").await;
+            let account_id = account(&store, owner, provider, "brokerage").await;
+            let holding = |symbol: &str, asset_type: AssetType, value: &str| Holding {
+                id: HoldingId::generate(),
+                account_id,
+                user_id: owner,
+                symbol: symbol.to_owned(),
+                name: Some(format!("{symbol} Inc.")),
+                asset_type,
+                quantity: dec("10.5"),
+                average_cost: Some(dec("100.00")),
+                price: Some(dec("110.00")),
+                market_value: dec(value),
+                currency: Currency::USD,
+                is_open: true,
+                as_of: NOW,
+            };
+            let aapl = holding("AAPL", AssetType::Equity, "1155.00");
+            let mut tx = store.begin().await.expect("begin");
+            tx.put_holding(&aapl, NOW).await.expect("put");
+            tx.put_holding(&holding("VTI", AssetType::Etf, "2000.00"), NOW).await.expect("put");
+            tx.put_holding(&holding("OLD", AssetType::Equity, "0"), NOW).await.expect("put");
+            // The same symbol again replaces the values but keeps the row.
+            let moved = Holding { id: HoldingId::generate(), market_value: dec("1200.00"), ..aapl.clone() };
+            tx.put_holding(&moved, NOW + Duration::hours(1)).await.expect("replace");
+            tx.put_holding(&Holding { is_open: false, ..holding("OLD", AssetType::Equity, "0") }, NOW)
+                .await
+                .expect("close");
+            let stored = tx.account_holdings(account_id).await.expect("all");
+            tx.commit().await.expect("commit");
+            assert_eq!(stored.len(), 3);
+            assert_eq!(stored.iter().filter(|holding| !holding.is_open).count(), 1);
+
+            let open = store.holdings(owner, &HoldingFilter::default()).await.expect("list");
+            assert_eq!(open.iter().map(|holding| holding.symbol.as_str()).collect::<Vec<_>>(), ["AAPL", "VTI"]);
+            assert_eq!(open[0].id, aapl.id);
+            assert_eq!(open[0].market_value.to_string(), "1200.00");
+            assert_eq!(open[0].quantity.to_string(), "10.5");
+            let etfs = HoldingFilter { asset_type: Some(AssetType::Etf), ..HoldingFilter::default() };
+            assert_eq!(store.holdings(owner, &etfs).await.expect("list").len(), 1);
+            let in_account = HoldingFilter { account_id: Some(account_id), ..HoldingFilter::default() };
+            assert_eq!(store.holdings(owner, &in_account).await.expect("list").len(), 2);
+            assert!(store.holdings(other, &HoldingFilter::default()).await.expect("list").is_empty());
+            assert!(store.holdings(other, &in_account).await.expect("list").is_empty());
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn transactions_filter_update_and_stay_with_their_owner() {
+        on_every_backend(|store, _| async move {
+            let (owner, provider) = user_with_provider(&store, "spender@example.com").await;
+            let (other, other_provider) = user_with_provider(&store, "stranger@example.com").await;
+            let checking = account(&store, owner, provider, "checking").await;
+            let card = account(&store, owner, provider, "card").await;
+            let foreign = account(&store, other, other_provider, "theirs").await;
+            let mut coffee = transaction(owner, checking, date!(2026 - 03 - 01), "-4.50", "Coffee 100% Arabica");
+            coffee.payee = Some("Blue Bottle".to_owned());
+            let salary = Transaction {
+                transaction_type: TransactionType::Transfer,
+                subtype: Some(TransactionSubtype::Deposit),
+                ..transaction(owner, checking, date!(2026 - 03 - 15), "2500.00", "ACME PAYROLL")
+            };
+            let groceries = transaction(owner, card, date!(2026 - 04 - 02), "-120.35", "Grocery_Store");
+            let big = transaction(owner, card, date!(2026 - 04 - 30), "-1000.00", "Laptop");
+            let theirs = transaction(other, foreign, date!(2026 - 03 - 10), "-4.50", "Coffee");
+            store_transactions(&store, &[coffee.clone(), salary.clone(), groceries.clone(), big.clone()]).await;
+            store_transactions(&store, std::slice::from_ref(&theirs)).await;
+
+            let all = store.transactions(&query(owner)).await.expect("all");
+            assert_eq!(ids(&all), [big.id, groceries.id, salary.id, coffee.id]);
+            assert_eq!(all[3], coffee);
+            let by_account = TransactionQuery { account_id: Some(card), ..query(owner) };
+            assert_eq!(ids(&store.transactions(&by_account).await.expect("read")), [big.id, groceries.id]);
+            let in_march =
+                TransactionQuery { from: Some(date!(2026 - 03 - 01)), to: Some(date!(2026 - 03 - 15)), ..query(owner) };
+            assert_eq!(ids(&store.transactions(&in_march).await.expect("read")), [salary.id, coffee.id]);
+            let transfers = TransactionQuery { transaction_type: Some(TransactionType::Transfer), ..query(owner) };
+            assert_eq!(ids(&store.transactions(&transfers).await.expect("read")), [salary.id]);
+            let amounts =
+                TransactionQuery { min_amount: Some(dec("-120.35")), max_amount: Some(dec("-4.5")), ..query(owner) };
+            assert_eq!(ids(&store.transactions(&amounts).await.expect("read")), [groceries.id, coffee.id]);
+            let incoming = TransactionQuery { min_amount: Some(dec("0.01")), ..query(owner) };
+            assert_eq!(ids(&store.transactions(&incoming).await.expect("read")), [salary.id]);
+            for (text, expected) in [
+                ("coffee", vec![coffee.id]),
+                ("BOTTLE", vec![coffee.id]),
+                ("100%", vec![coffee.id]),
+                ("%", vec![coffee.id]),
+                ("y_s", vec![groceries.id]),
+                ("_", vec![groceries.id]),
+                ("nothing", vec![]),
+            ] {
+                let search = TransactionQuery { text: Some(text.to_owned()), ..query(owner) };
+                assert_eq!(ids(&store.transactions(&search).await.expect("read")), expected, "{text}");
+            }
+            let limited = TransactionQuery { limit: 1, ..query(owner) };
+            assert_eq!(ids(&store.transactions(&limited).await.expect("read")), [big.id]);
+
+            // Ownership: another user's rows are invisible, even by id or by naming the account.
+            assert_eq!(store.transaction(other, coffee.id).await.expect("read"), None);
+            assert_eq!(store.transaction(owner, theirs.id).await.expect("read"), None);
+            assert_eq!(store.transaction(owner, coffee.id).await.expect("read"), Some(coffee.clone()));
+            let snooping = TransactionQuery { account_id: Some(checking), ..query(other) };
+            assert!(store.transactions(&snooping).await.expect("read").is_empty());
+            assert_eq!(ids(&store.transactions(&query(other)).await.expect("read")), [theirs.id]);
+
+            // A pending row that posts is updated in place.
+            let mut tx = store.begin().await.expect("begin");
+            let mut matched = tx.account_transactions(checking).await.expect("by account");
+            assert_eq!(ids(&matched), [coffee.id, salary.id]);
+            let posted = Transaction {
+                status: TransactionStatus::Pending,
+                amount: dec("-4.75"),
+                memo: Some("tip".to_owned()),
+                posted_at: Some(datetime!(2026-03-01 08:30:00 UTC)),
+                updated_at: NOW + Duration::hours(1),
+                ..matched.remove(0)
+            };
+            tx.update_transaction(&posted).await.expect("update");
+            tx.commit().await.expect("commit");
+            assert_eq!(store.transaction(owner, coffee.id).await.expect("read"), Some(posted));
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_cursor_walk_visits_every_row_once_even_while_rows_arrive() {
+        on_every_backend(|store, _| async move {
+            let (owner, provider) = user_with_provider(&store, "walker@example.com").await;
+            let account_id = account(&store, owner, provider, "acc").await;
+            // Several rows per day, so the id breaks ties inside a date.
+            let rows: Vec<Transaction> = (0..95)
+                .map(|n| transaction(owner, account_id, date!(2026 - 01 - 01) + Duration::days(n / 4), "-1.00", "row"))
+                .collect();
+            store_transactions(&store, &rows).await;
+            let mut seen = Vec::new();
+            let mut after = None;
+            let mut back_dated = None;
+            loop {
+                let page =
+                    store.transactions(&TransactionQuery { after, limit: 10, ..query(owner) }).await.expect("page");
+                if seen.len() == 20 {
+                    // New rows land both before and after the cursor's position: the newer one is behind the walk
+                    // and never seen, the back-dated one is ahead and seen once, last.
+                    let newer = transaction(owner, account_id, date!(2026 - 12 - 31), "-1.00", "late");
+                    let older = transaction(owner, account_id, date!(2025 - 12 - 31), "-1.00", "back-dated");
+                    back_dated = Some(older.id);
+                    store_transactions(&store, &[newer, older]).await;
+                }
+                seen.extend(ids(&page));
+                let Some(last) = page.last() else { break };
+                after = Some((last.posted_on, last.id));
+            }
+            assert_eq!(seen.pop(), back_dated);
+            let mut expected = rows.clone();
+            expected.sort_by_key(|row| std::cmp::Reverse((row.posted_on, row.id)));
+            assert_eq!(seen, ids(&expected));
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn snapshots_are_read_by_range_and_carried_in_from_before() {
+        on_every_backend(|store, _| async move {
+            let (owner, provider) = user_with_provider(&store, "saver@example.com").await;
+            let (other, other_provider) = user_with_provider(&store, "peer@example.com").await;
+            let first = account(&store, owner, provider, "first").await;
+            let second = account(&store, owner, provider, "second").await;
+            let foreign = account(&store, other, other_provider, "foreign").await;
+            let snapshot = |account_id: AccountId, day: i64, balance: &str| BalanceSnapshot {
+                account_id,
+                as_of: NOW + Duration::days(day),
+                balance: dec(balance),
+                available_balance: Some(dec(balance)),
+                currency: Currency::USD,
+                source: SnapshotSource::Sync,
+            };
+            let mut tx = store.begin().await.expect("begin");
+            for (account_id, day, balance) in
+                [(first, 0, "10.00"), (first, 1, "11.00"), (first, 3, "13.00"), (second, 2, "-5.50")]
+            {
+                tx.insert_balance_snapshot(owner, &snapshot(account_id, day, balance)).await.expect("snapshot");
+            }
+            tx.insert_balance_snapshot(other, &snapshot(foreign, 0, "999.00")).await.expect("snapshot");
+            tx.commit().await.expect("commit");
+
+            let all = store.balance_snapshots(owner, None, None, None).await.expect("all");
+            assert_eq!(all.len(), 4);
+            assert_eq!(all[2], snapshot(second, 2, "-5.50"));
+            let first_only = store.balance_snapshots(owner, Some(first), None, None).await.expect("first");
+            assert_eq!(first_only.len(), 3);
+            // `[from, to)`.
+            let window = store
+                .balance_snapshots(owner, None, Some(NOW + Duration::days(1)), Some(NOW + Duration::days(3)))
+                .await
+                .expect("window");
+            let balances: Vec<String> = window.iter().map(|snapshot| snapshot.balance.to_string()).collect();
+            assert_eq!(balances, ["11.00", "-5.50"]);
+            assert!(store.balance_snapshots(other, Some(first), None, None).await.expect("theirs").is_empty());
+
+            let carried = store.latest_snapshots_before(owner, NOW + Duration::days(3)).await.expect("before");
+            assert_eq!(carried, [snapshot(first, 1, "11.00"), snapshot(second, 2, "-5.50")]);
+            let carried = store.latest_snapshots_before(owner, NOW + Duration::days(2)).await.expect("before");
+            assert_eq!(carried, [snapshot(first, 1, "11.00")]);
+            assert!(store.latest_snapshots_before(owner, NOW).await.expect("before").is_empty());
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_scheduler_sees_due_active_connections_and_syncs_are_booked() {
+        on_every_backend(|store, _| async move {
+            let (owner, never) = user_with_provider(&store, "scheduled@example.com").await;
+            let provider = |alias: &str| NewProvider {
+                id: ProviderId::generate(),
+                user_id: owner,
+                provider_key: ProviderKey::FileImport,
+                alias: Alias::parse(alias).expect("alias"),
+                created_at: NOW,
+            };
+            let (overdue, later, pending) = (provider("Overdue"), provider("Later"), provider("Pending"));
+            let mut tx = store.begin().await.expect("begin");
+            for new in [&overdue, &later, &pending] {
+                tx.insert_provider(new).await.expect("insert");
+            }
+            for id in [never, overdue.id, later.id] {
+                tx.set_provider_status(id, ProviderStatus::Active, true, NOW).await.expect("active");
+            }
+            tx.schedule_sync(overdue.id, NOW - Duration::hours(1)).await.expect("schedule");
+            tx.schedule_sync(later.id, NOW + Duration::hours(1)).await.expect("schedule");
+            tx.schedule_sync(pending.id, NOW - Duration::hours(2)).await.expect("schedule");
+            tx.commit().await.expect("commit");
+
+            let due = store.providers_due_for_sync(NOW, 10).await.expect("due");
+            assert_eq!(due.iter().map(|provider| provider.id).collect::<Vec<_>>(), [never, overdue.id]);
+            assert_eq!(store.providers_due_for_sync(NOW, 1).await.expect("due").len(), 1);
+            let due_later = store.providers_due_for_sync(NOW + Duration::hours(1), 10).await.expect("due");
+            assert_eq!(due_later.len(), 3);
+
+            let mut tx = store.begin().await.expect("begin");
+            assert_eq!(tx.record_sync_failure(overdue.id, "provider timed out", NOW).await.expect("fail"), 1);
+            assert_eq!(tx.record_sync_failure(overdue.id, "provider timed out", NOW).await.expect("fail"), 2);
+            tx.schedule_sync(overdue.id, NOW + Duration::minutes(10)).await.expect("retry");
+            tx.commit().await.expect("commit");
+            let failed = store.provider(owner, overdue.id).await.expect("read").expect("found");
+            assert_eq!(failed.last_sync_error.as_deref(), Some("provider timed out"));
+            assert_eq!(failed.last_sync_at, None);
+            assert!(!store.providers_due_for_sync(NOW, 10).await.expect("due").iter().any(|p| p.id == overdue.id));
+
+            let mut tx = store.begin().await.expect("begin");
+            tx.record_sync_success(overdue.id, NOW + Duration::minutes(11), NOW + Duration::hours(6))
+                .await
+                .expect("ok");
+            // The failure count starts again from zero after a success.
+            assert_eq!(tx.record_sync_failure(never, "x", NOW).await.expect("fail"), 1);
+            tx.record_sync_success(never, NOW, NOW + Duration::hours(6)).await.expect("ok");
+            assert_eq!(tx.record_sync_failure(never, "y", NOW).await.expect("fail"), 1);
+            assert_eq!(tx.record_sync_failure(ProviderId::generate(), "gone", NOW).await.expect("fail"), 0);
+            tx.commit().await.expect("commit");
+            let synced = store.provider(owner, overdue.id).await.expect("read").expect("found");
+            assert_eq!(synced.last_sync_at, Some(NOW + Duration::minutes(11)));
+            assert_eq!(synced.last_sync_error, None);
+            let due = store.providers_due_for_sync(NOW + Duration::hours(5), 10).await.expect("due");
+            assert_eq!(due.iter().map(|provider| provider.id).collect::<Vec<_>>(), [later.id]);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn deleting_a_provider_deletes_its_financial_data() {
+        on_every_backend(|store, _| async move {
+            let (owner, provider) = user_with_provider(&store, "leaver@example.com").await;
+            let account_id = account(&store, owner, provider, "acc").await;
+            let row = transaction(owner, account_id, date!(2026 - 01 - 01), "-1.00", "x");
+            store_transactions(&store, std::slice::from_ref(&row)).await;
+            let mut tx = store.begin().await.expect("begin");
+            let snapshot = BalanceSnapshot {
+                account_id,
+                as_of: NOW,
+                balance: dec("1"),
+                available_balance: None,
+                currency: Currency::USD,
+                source: SnapshotSource::Import,
+            };
+            tx.insert_balance_snapshot(owner, &snapshot).await.expect("snapshot");
+            let holding = Holding {
+                id: HoldingId::generate(),
+                account_id,
+                user_id: owner,
+                symbol: "X".to_owned(),
+                name: None,
+                asset_type: AssetType::Other,
+                quantity: dec("1"),
+                average_cost: None,
+                price: None,
+                market_value: dec("1"),
+                currency: Currency::USD,
+                is_open: true,
+                as_of: NOW,
+            };
+            tx.put_holding(&holding, NOW).await.expect("holding");
+            assert!(tx.delete_provider(owner, provider).await.expect("delete"));
+            tx.commit().await.expect("commit");
+            assert!(store.accounts(owner, &AccountFilter::default()).await.expect("accounts").is_empty());
+            assert_eq!(store.transaction(owner, row.id).await.expect("transaction"), None);
+            assert!(store.balance_snapshots(owner, None, None, None).await.expect("snapshots").is_empty());
+            assert!(store.holdings(owner, &HoldingFilter::default()).await.expect("holdings").is_empty());
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_large_sync_inserts_in_batches() {
+        on_every_backend(|store, _| async move {
+            let (owner, provider) = user_with_provider(&store, "bulk@example.com").await;
+            let account_id = account(&store, owner, provider, "acc").await;
+            let rows: Vec<Transaction> = (0..2_345)
+                .map(|n| {
+                    transaction(owner, account_id, date!(2020 - 01 - 01) + Duration::days(n % 1000), "-1.25", "bulk")
+                })
+                .collect();
+            store_transactions(&store, &rows).await;
+            let mut tx = store.begin().await.expect("begin");
+            assert_eq!(tx.account_transactions(account_id).await.expect("all").len(), rows.len());
+        })
+        .await;
+    }
+}
