@@ -448,18 +448,48 @@ fn read_rows(text: &str, delimiter: u8) -> Result<Vec<Row>, ParseError> {
         csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(text.as_bytes());
     let mut rows = Vec::new();
     let mut record = csv::StringRecord::new();
+    let mut lines = LineCounter::new(text);
     loop {
         match reader.read_record(&mut record) {
             Ok(true) => {
-                let line = record.position().map_or(0, |p| usize::try_from(p.line()).unwrap_or(usize::MAX));
+                let line = lines.line_at(record.position().map_or(0, csv::Position::byte));
                 rows.push((line, std::mem::take(&mut record)));
             }
             Ok(false) => return Ok(rows),
             Err(error) => {
-                let line = error.position().map_or(0, |p| usize::try_from(p.line()).unwrap_or(usize::MAX));
+                let line = lines.line_at(error.position().map_or(0, csv::Position::byte));
                 return Err(ParseError::at_line(line, format!("unreadable CSV: {}", snippet(&error.to_string()))));
             }
         }
+    }
+}
+
+/// Lines from byte offsets. The csv reader's own line count lags by one after a `\r\n` (it counts the `\n`
+/// when the next record starts), so lines are counted here from where each record really begins.
+struct LineCounter<'t> {
+    text: &'t [u8],
+    offset: usize,
+    line: usize,
+}
+
+impl<'t> LineCounter<'t> {
+    fn new(text: &'t str) -> Self {
+        Self { text: text.as_bytes(), offset: 0, line: 1 }
+    }
+
+    /// The 1-based line of the record starting at (or just before, on its line terminator) `byte`; offsets
+    /// only grow, so counting is linear overall.
+    fn line_at(&mut self, byte: u64) -> usize {
+        let mut start = usize::try_from(byte).unwrap_or(usize::MAX).min(self.text.len());
+        while self.text.get(start).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
+            start += 1;
+        }
+        if start >= self.offset {
+            let skipped = self.text.get(self.offset..start).unwrap_or_default();
+            self.line += memchr::memchr_iter(b'\n', skipped).count();
+            self.offset = start;
+        }
+        self.line
     }
 }
 
@@ -594,6 +624,10 @@ fn detect_date_format(
         .filter(|(_, c)| c.bytes().any(|b| b.is_ascii_digit()))
         .collect();
     let candidates = DateFormat::candidates();
+    if cells.is_empty() {
+        // No dated rows at all: any format will do.
+        return candidates.into_iter().next().ok_or_else(|| ParseError::mapping("date_format", "no formats"));
+    }
     let fitting: Vec<&DateFormat> =
         candidates.iter().filter(|f| cells.iter().all(|(_, cell)| f.read(cell).is_some())).collect();
     match fitting.as_slice() {
@@ -609,8 +643,7 @@ fn detect_date_format(
                     column,
                     format!("unrecognised date {}; set csv_mapping.date_format", quoted(cell)),
                 )),
-                // No dated rows at all: any format will do.
-                None => candidates.into_iter().next().ok_or_else(|| ParseError::mapping("date_format", "no formats")),
+                None => Err(ParseError::mapping("date_format", "no format fits the dates")),
             }
         }
         [only] => Ok((*only).clone()),

@@ -100,13 +100,15 @@ fn parse_amount_slow(text: &str, separator: DecimalSeparator) -> Option<Decimal>
             rest = r.trim_start();
         }
     }
-    if let Some(r) = rest.strip_suffix(['$', '€', '£', '¥']) {
-        rest = r.trim_end();
-    }
-    if let Some(r) = rest.strip_suffix(['-', '−']) {
-        signs += 1;
-        negative = !negative;
-        rest = r.trim_end();
+    for _ in 0..2 {
+        if let Some(r) = rest.strip_suffix(['$', '€', '£', '¥']) {
+            rest = r.trim_end();
+        }
+        if let Some(r) = rest.strip_suffix(['-', '−']) {
+            signs += 1;
+            negative = !negative;
+            rest = r.trim_end();
+        }
     }
     // "(-12)" or "--12" say the sign twice; which one was meant is a guess, so refuse.
     if signs > 1 || (signs == 1 && text.starts_with('(')) {

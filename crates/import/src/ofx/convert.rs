@@ -353,6 +353,10 @@ impl Collector {
                 {
                     transaction.symbol = Some(ticker);
                 }
+                // "Sell" alone says little; "Sell AAPL" is what a person wants to see.
+                if let (None, Some(symbol)) = (&transaction.memo, &transaction.symbol) {
+                    transaction.description = format!("{} {symbol}", transaction.description);
+                }
             }
             let (balance, cash) = investment_balances(tree, statement, as_of, &positions)?;
             (balance, cash, positions)
