@@ -3,6 +3,8 @@
 # Works on a stable toolchain: RUSTC_BOOTSTRAP lets it accept the -Z flags cargo-fuzz passes for sanitizers.
 set -euo pipefail
 seconds="${1:-30}"
+# libFuzzer reads 0 as "forever": refuse it rather than run unbounded.
+[ "$seconds" -gt 0 ] 2>/dev/null || { echo "usage: $0 [seconds > 0]" >&2; exit 2; }
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz

@@ -312,3 +312,16 @@ fn a_lying_charset_is_read_as_what_the_bytes_are() {
     assert_eq!(statement.accounts[0].transactions[0].description, "Café");
     assert_eq!(statement.warnings.len(), 1, "{:?}", statement.warnings);
 }
+
+#[test]
+fn hostile_shapes_stay_linear_and_bounded() {
+    // Deep nesting is refused early rather than searched on every closing tag.
+    let deep = "<OFX>".to_owned() + &"<A>".repeat(100_000) + &"</B>".repeat(100_000);
+    let error = parse_ofx(deep.as_bytes()).expect_err("too deep");
+    assert!(error.to_string().contains("nested too deeply"), "{error}");
+    // Many stray closing tags under an aggregate with many children: each is compared with a few recent
+    // children only (quadratic work here would make this test crawl; speed itself is left to the benchmark).
+    let wide = "<OFX><X>".to_owned() + &"<L>1".repeat(100_000) + &"</Q>".repeat(100_000) + "</X></OFX>";
+    let error = parse_ofx(wide.as_bytes()).expect_err("no statement");
+    assert!(error.to_string().contains("no statement"), "{error}");
+}

@@ -15,6 +15,13 @@ use crate::warnings::Warnings;
 /// "No node" in the tree's links.
 const NONE: u32 = u32::MAX;
 
+/// The deepest nesting accepted. Real OFX nests about ten deep; a bound keeps closing-tag lookups cheap on
+/// hostile input.
+const MAX_DEPTH: usize = 64;
+
+/// How many of the latest children a stray closing tag is compared with (it normally closes the last leaf).
+const RECENT_CHILDREN: usize = 8;
+
 /// An element: an aggregate (children, no value) or a leaf (a value, no children).
 #[derive(Debug, Clone)]
 pub(crate) struct Node<'a> {
@@ -63,6 +70,14 @@ impl<'a> Tree<'a> {
     pub(crate) fn children(&self, id: u32) -> impl Iterator<Item = u32> + '_ {
         let first = self.node(id).map_or(NONE, |n| n.first_child);
         std::iter::successors(Some(first), move |&c| self.node(c).map(|n| n.next_sibling)).take_while(|&c| c != NONE)
+    }
+
+    /// The last few children of `id`, newest first.
+    fn recent_children(&self, id: u32) -> impl Iterator<Item = u32> + '_ {
+        let last = self.node(id).map_or(NONE, |n| n.last_child);
+        std::iter::successors(Some(last), move |&c| self.node(c).map(|n| n.prev_sibling))
+            .take_while(|&c| c != NONE)
+            .take(RECENT_CHILDREN)
     }
 
     /// The first child of `id` named `name`.
@@ -449,6 +464,9 @@ impl<'a, S: Sink<'a>> Builder<'a, '_, S> {
             }
             self.open_leaf = Some(id);
         } else {
+            if self.stack.len() >= MAX_DEPTH {
+                return Err(ParseError::at_element(line as usize, name, "elements nested too deeply"));
+            }
             self.stack.push(id);
         }
         Ok(())
@@ -471,7 +489,7 @@ impl<'a, S: Sink<'a>> Builder<'a, '_, S> {
             return Ok(());
         }
         let top = self.stack.last().copied().unwrap_or(NONE);
-        if self.tree.children(top).any(|c| self.tree.name(c) == name) || self.last_closed == Some(name) {
+        if self.tree.recent_children(top).any(|c| self.tree.name(c) == name) || self.last_closed == Some(name) {
             // A closing tag for a leaf read earlier, or one closed twice: harmless.
             return Ok(());
         }
