@@ -6,7 +6,7 @@ use dashtam_domain::finance::{AccountType, TransactionSubtype, TransactionType};
 use dashtam_domain::money::{Currency, Decimal};
 use serde::{Deserialize, Serialize};
 
-pub use self::date_format::DateFormat;
+use self::date_format::DateFormat;
 use crate::decode::{decode, encoding_for_label};
 use crate::error::{ParseError, quoted, snippet};
 use crate::statement::{Statement, StatementAccount, StatementTransaction};

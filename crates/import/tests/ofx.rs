@@ -325,3 +325,12 @@ fn hostile_shapes_stay_linear_and_bounded() {
     let error = parse_ofx(wide.as_bytes()).expect_err("no statement");
     assert!(error.to_string().contains("no statement"), "{error}");
 }
+
+#[test]
+fn a_transaction_outside_its_list_is_kept_with_a_warning() {
+    let input = b"<OFX><CCSTMTRS><CURDEF>USD<CCACCTFROM><ACCTID>7</CCACCTFROM>\n<STMTTRN><TRNTYPE>DEBIT<DTPOSTED>20250101<TRNAMT>-3<FITID>a</STMTTRN></CCSTMTRS></OFX>";
+    let statement = parse_ofx(input).expect("parses");
+    assert_eq!(statement.accounts[0].transactions.len(), 1);
+    assert_eq!(statement.accounts[0].transactions[0].line, 2);
+    assert!(statement.warnings[0].contains("rather than <BANKTRANLIST>"), "{:?}", statement.warnings);
+}

@@ -54,7 +54,15 @@ impl<'a> Sink<'a> for Collector {
             _ => Context::Bank,
         };
         match (tree.name(parent), tree.name(id)) {
-            ("BANKTRANLIST", "STMTTRN") => {
+            (parent_name, "STMTTRN") if parent_name != "INVBANKTRAN" => {
+                if parent_name != "BANKTRANLIST" {
+                    // Misplaced, but plainly a transaction of this statement: keep it rather than lose money.
+                    self.warnings.push(format!(
+                        "line {}: <STMTTRN> inside <{}> rather than <BANKTRANLIST>",
+                        tree.line(id),
+                        snippet(parent_name)
+                    ));
+                }
                 let transaction = self.bank_transaction(tree, id, context)?;
                 self.transactions.entry(statement).or_default().push(transaction);
                 Ok(true)
