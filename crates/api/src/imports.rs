@@ -170,7 +170,8 @@ pub(crate) async fn create_import(
             });
         }
     };
-    let request = ImportRequest { user_id, file_name, format: domain_format(format), account_id, statement };
+    let request =
+        ImportRequest { user_id, file_name: file_name.clone(), format: domain_format(format), account_id, statement };
     let record = match state.imports.import(request, &context).await {
         Ok(record) => record,
         Err(error) => {

@@ -95,3 +95,30 @@ mod tests {
         assert_eq!(detect(b"", None), None);
     }
 }
+
+/// Why a file could not be read as a statement.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseFailure {
+    /// Neither OFX, QFX nor CSV.
+    #[error("the file is not an OFX, QFX or CSV statement")]
+    UnknownFormat,
+    /// The file is one of those but could not be read; the error names the line and element.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+}
+
+/// Reads a statement file: in `format` when given, else in the detected one; a CSV through `mapping` (or the
+/// columns recognised from its header when there is none). The one entry point of the API and the CLI.
+pub fn parse(
+    bytes: &[u8],
+    file_name: Option<&str>,
+    format: Option<Format>,
+    mapping: Option<&CsvMapping>,
+) -> Result<(Format, Statement), ParseFailure> {
+    let format = format.or_else(|| detect(bytes, file_name)).ok_or(ParseFailure::UnknownFormat)?;
+    let statement = match format {
+        Format::Ofx | Format::Qfx => parse_ofx(bytes)?,
+        Format::Csv => parse_csv(bytes, mapping.unwrap_or(&CsvMapping::default()))?,
+    };
+    Ok((format, statement))
+}
