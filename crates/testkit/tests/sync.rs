@@ -52,8 +52,10 @@ async fn connected_user(app: &TestApp, email: &str) -> (String, String) {
     (token, id)
 }
 
-async fn provider_of(app: &TestApp, token: &str, id: &str) -> Value {
-    get_as(app, token, &format!("/api/v1/providers/{id}")).await.1
+/// The connection as its owner sees it now (logging in afresh: tests move the clock past token lifetimes).
+async fn provider_of(app: &TestApp, id: &str) -> Value {
+    let token = logged_in(app, "owner@example.com").await.access;
+    get_as(app, &token, &format!("/api/v1/providers/{id}")).await.1
 }
 
 async fn sync(app: &TestApp, token: &str, id: &str) -> (StatusCode, Value) {
@@ -176,11 +178,11 @@ async fn one_sync_at_a_time_and_only_for_connected_providers() {
 #[tokio::test]
 async fn the_scheduler_syncs_due_connections_and_backs_off_after_failures() {
     let app = app().await;
-    let (token, id) = connected_user(&app, "owner@example.com").await;
+    let (_, id) = connected_user(&app, "owner@example.com").await;
 
     // A new connection is due at once; once synced it is not due again until the interval has passed.
     assert_eq!(app.state.sync.run_due(10).await.expect("run"), 1);
-    assert!(provider_of(&app, &token, &id).await["last_sync_at"].is_string());
+    assert!(provider_of(&app, &id).await["last_sync_at"].is_string());
     assert_eq!(app.state.sync.run_due(10).await.expect("run"), 0);
     app.clock.advance(Duration::from_secs(5 * 3600));
     assert_eq!(app.state.sync.run_due(10).await.expect("run"), 0, "6 h interval");
@@ -189,7 +191,7 @@ async fn the_scheduler_syncs_due_connections_and_backs_off_after_failures() {
     send(app.client.put(app.url(SANDBOX_CLIENT)).json(&json!({"fail_status": 503, "applies_to": "api"}))).await;
     app.clock.advance(Duration::from_secs(2 * 3600));
     assert_eq!(app.state.sync.run_due(10).await.expect("run"), 1);
-    let failed = provider_of(&app, &token, &id).await;
+    let failed = provider_of(&app, &id).await;
     assert_eq!(failed["last_sync_error"], "provider_unavailable", "{failed}");
     assert_eq!(failed["status"], "active");
     app.clock.advance(Duration::from_secs(4 * 60));
@@ -203,7 +205,7 @@ async fn the_scheduler_syncs_due_connections_and_backs_off_after_failures() {
     send(app.client.delete(app.url(SANDBOX_CLIENT))).await;
     app.clock.advance(Duration::from_secs(5 * 60));
     assert_eq!(app.state.sync.run_due(10).await.expect("run"), 1);
-    assert!(provider_of(&app, &token, &id).await["last_sync_error"].is_null());
+    assert!(provider_of(&app, &id).await["last_sync_error"].is_null());
 
     // A connection needing reconnection is never scheduled.
     let token = logged_in(&app, "owner@example.com").await.access;
