@@ -143,7 +143,8 @@ pub(crate) async fn create_import(
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.to_ascii_lowercase().starts_with("multipart/form-data"));
-    let Ok(multipart) = multipart.map_err(drop).and_then(|multipart| if is_multipart { Ok(multipart) } else { Err(()) })
+    let Ok(multipart) =
+        multipart.map_err(drop).and_then(|multipart| if is_multipart { Ok(multipart) } else { Err(()) })
     else {
         return Err(unsupported("Send the file as multipart/form-data with a `file` part."));
     };
@@ -195,8 +196,10 @@ fn domain_format(format: Format) -> ImportFormat {
 /// Reads the form, streaming the file with a running size check (a file over `max_bytes` is `413` without
 /// being held in memory whole).
 async fn read_upload(mut multipart: Multipart, max_bytes: usize) -> Result<Upload, Problem> {
-    let unreadable =
-        || Problem::new(StatusCode::BAD_REQUEST, "malformed_multipart", "Malformed multipart body").with_detail("The form could not be read.");
+    let unreadable = || {
+        Problem::new(StatusCode::BAD_REQUEST, "malformed_multipart", "Malformed multipart body")
+            .with_detail("The form could not be read.")
+    };
     let mut file: Option<(String, Vec<u8>)> = None;
     let (mut account_id, mut format, mut mapping) = (None, None, None);
     let mut errors = Vec::new();

@@ -3,9 +3,9 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use dashtam_domain::auth::AuthService;
 use dashtam_domain::imports::{ImportFormat, ImportRequest, ImportService};
 use dashtam_domain::ledger::AccountId;
-use dashtam_domain::auth::AuthService;
 use dashtam_domain::{Email, RequestContext};
 use dashtam_import::{CsvMapping, Format};
 
@@ -22,7 +22,8 @@ pub async fn run(
     let email = Email::parse(&args.user).map_err(|error| anyhow::anyhow!("--user: {error}"))?;
     let user = auth.find_user(&email).await?.ok_or_else(|| anyhow::anyhow!("no account with this email address"))?;
     let bytes = read_bounded(&args.file, max_bytes)?;
-    let file_name = args.file.file_name().map_or_else(|| "statement".to_owned(), |name| name.to_string_lossy().into_owned());
+    let file_name =
+        args.file.file_name().map_or_else(|| "statement".to_owned(), |name| name.to_string_lossy().into_owned());
     let format = match args.format.as_deref() {
         Some(text) => Some(Format::parse(text).ok_or_else(|| anyhow::anyhow!("--format must be ofx, qfx or csv"))?),
         None => None,
@@ -72,7 +73,10 @@ pub async fn run(
 fn read_bounded(path: &Path, max_bytes: usize) -> anyhow::Result<Vec<u8>> {
     let size = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
     if usize::try_from(size).map_or(true, |size| size > max_bytes) {
-        bail!("{} is {size} bytes; statement files may be at most {max_bytes} (DASHTAM_IMPORTS__MAX_FILE_SIZE)", path.display());
+        bail!(
+            "{} is {size} bytes; statement files may be at most {max_bytes} (DASHTAM_IMPORTS__MAX_FILE_SIZE)",
+            path.display()
+        );
     }
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }

@@ -21,8 +21,15 @@ async fn app() -> TestApp {
     .await
 }
 
-async fn upload(app: &TestApp, token: &str, name: &str, bytes: Vec<u8>, fields: &[(&str, &str)]) -> (StatusCode, Value) {
-    let mut form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()));
+async fn upload(
+    app: &TestApp,
+    token: &str,
+    name: &str,
+    bytes: Vec<u8>,
+    fields: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let mut form =
+        reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()));
     for (key, value) in fields {
         form = form.text((*key).to_owned(), (*value).to_owned());
     }
@@ -117,7 +124,8 @@ async fn corrupt_oversized_and_foreign_files_import_nothing() {
     let (_, imports) = get_as(&app, &token, "/api/v1/imports").await;
     assert_eq!(imports["items"].as_array().map(Vec::len), Some(0), "failed imports are not listed");
     let (_, audit) = get_as(&app, &admin, "/api/v1/admin/audit-logs?action=import.completed").await;
-    let failures = audit["items"].as_array().expect("items").iter().filter(|entry| entry["outcome"] == "failure").count();
+    let failures =
+        audit["items"].as_array().expect("items").iter().filter(|entry| entry["outcome"] == "failure").count();
     assert_eq!(failures, 3, "but they are audited");
 
     let (status, body) = upload(&app, &token, "big.ofx", vec![b'x'; 65 * 1024], &[]).await;
@@ -126,9 +134,11 @@ async fn corrupt_oversized_and_foreign_files_import_nothing() {
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
     let (status, _) = send(app.client.post(app.url("/api/v1/imports")).bearer_auth(&token).json(&json!({}))).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let (status, body) = upload(&app, &token, "two_accounts.ofx", fixture("two_accounts.ofx"), &[("format", "pdf")]).await;
+    let (status, body) =
+        upload(&app, &token, "two_accounts.ofx", fixture("two_accounts.ofx"), &[("format", "pdf")]).await;
     assert_eq!((status, body["errors"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("format")));
-    let (status, body) = upload(&app, &token, "two_accounts.ofx", fixture("two_accounts.ofx"), &[("colour", "red")]).await;
+    let (status, body) =
+        upload(&app, &token, "two_accounts.ofx", fixture("two_accounts.ofx"), &[("colour", "red")]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 }
 

@@ -81,7 +81,14 @@ async fn a_sync_stores_realistic_data_once_and_follows_the_sandbox_day_by_day() 
     let types: Vec<&str> = items.iter().map(|account| account["account_type"].as_str().expect("type")).collect();
     assert!(types.contains(&"brokerage"), "{types:?}");
     assert!(types.iter().any(|kind| kind.contains("ira")), "{types:?}");
-    assert!(items.iter().all(|account| account["balance"].as_str().expect("decimal string").parse::<f64>().expect("number") > 0.0));
+    assert!(
+        items.iter().all(|account| account["balance"]
+            .as_str()
+            .expect("decimal string")
+            .parse::<f64>()
+            .expect("number")
+            > 0.0)
+    );
     assert_eq!(accounts["totals_by_currency"][0]["currency"], "USD");
     let provider = get_as(&app, &token, &format!("/api/v1/providers/{id}")).await.1;
     assert_eq!(provider["accounts_count"], 2);
@@ -109,7 +116,10 @@ async fn a_sync_stores_realistic_data_once_and_follows_the_sandbox_day_by_day() 
     // The same data again creates nothing.
     let (status, second) = sync(&app, &token, &id).await;
     assert_eq!(status, StatusCode::OK, "{second}");
-    assert_eq!((second["accounts"]["created"].as_u64(), second["transactions"]["created"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (second["accounts"]["created"].as_u64(), second["transactions"]["created"].as_u64()),
+        (Some(0), Some(0))
+    );
     assert_eq!(second["holdings"]["created"], 0);
     assert_eq!(second["balances_recorded"], 2);
 
@@ -148,7 +158,8 @@ async fn one_sync_at_a_time_and_only_for_connected_providers() {
     assert_eq!(first.0, StatusCode::OK, "{}", first.1);
     assert_eq!((second.0, code(&second.1)), (StatusCode::CONFLICT, "sync_in_progress"));
 
-    let (_, pending) = post_as(&app, &token, "/api/v1/providers", json!({"provider_key": "sandbox", "alias": "New"})).await;
+    let (_, pending) =
+        post_as(&app, &token, "/api/v1/providers", json!({"provider_key": "sandbox", "alias": "New"})).await;
     let (status, body) = sync(&app, &token, pending["id"].as_str().expect("id")).await;
     assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "not_connected"));
     let (status, body) =
