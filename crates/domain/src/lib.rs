@@ -10,6 +10,7 @@ pub mod device;
 pub mod finance;
 pub mod ids;
 pub mod ledger;
+pub mod ledger_service;
 pub mod mail;
 pub mod money;
 pub mod password;
