@@ -8,6 +8,7 @@ pub mod context;
 pub mod datetime;
 mod errors;
 pub mod extract;
+pub mod ledger;
 pub mod metrics;
 pub mod ops;
 pub mod problem;
@@ -49,6 +50,7 @@ pub use state::{AppState, HttpSettings};
         (name = "sessions", description = "Signed-in devices: list them, end any of them"),
         (name = "admin", description = "Administration: audit log and installation-wide security"),
         (name = "providers", description = "Provider types, connections, OAuth connect flow and credentials"),
+        (name = "ledger", description = "Financial data: accounts, holdings, transactions, balances and net worth"),
     ),
     modifiers(&BearerSecurity),
 )]
@@ -116,6 +118,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(audit::routes())
         .merge(sessions::routes())
         .merge(providers::routes())
+        .merge(ledger::routes())
 }
 
 /// The OpenAPI document of every route.

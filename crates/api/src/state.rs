@@ -7,6 +7,7 @@ use axum::extract::FromRef;
 use dashtam_domain::Clock;
 use dashtam_domain::audit::AuditLog;
 use dashtam_domain::auth::AuthService;
+use dashtam_domain::ledger_service::LedgerService;
 use dashtam_domain::ports::{SharedState, Store};
 use dashtam_domain::providers::ProviderService;
 use dashtam_domain::sessions::SessionService;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub sessions: Arc<SessionService>,
     /// Provider connections.
     pub providers: Arc<ProviderService>,
+    /// Reading financial data.
+    pub ledger: Arc<LedgerService>,
     /// The source of "now".
     pub clock: Arc<dyn Clock>,
     /// Prometheus metrics.
