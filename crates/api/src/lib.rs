@@ -9,6 +9,7 @@ pub mod datetime;
 mod errors;
 pub mod extract;
 pub mod imports;
+pub mod ledger;
 pub mod metrics;
 pub mod ops;
 pub mod problem;
@@ -51,6 +52,7 @@ pub use state::{AppState, HttpSettings};
         (name = "admin", description = "Administration: audit log and installation-wide security"),
         (name = "providers", description = "Provider types, connections, OAuth connect flow and credentials"),
         (name = "imports", description = "OFX, QFX and CSV statement imports"),
+        (name = "ledger", description = "Financial data: accounts, holdings, transactions, balances and net worth"),
     ),
     modifiers(&BearerSecurity),
 )]
@@ -119,6 +121,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(sessions::routes())
         .merge(providers::routes())
         .merge(imports::routes())
+        .merge(ledger::routes())
 }
 
 /// The OpenAPI document of every route.

@@ -8,6 +8,7 @@ use dashtam_domain::Clock;
 use dashtam_domain::audit::AuditLog;
 use dashtam_domain::auth::AuthService;
 use dashtam_domain::imports::ImportService;
+use dashtam_domain::ledger_service::LedgerService;
 use dashtam_domain::ports::{SharedState, Store};
 use dashtam_domain::providers::ProviderService;
 use dashtam_domain::sessions::SessionService;
@@ -67,6 +68,8 @@ pub struct AppState {
     pub sync: Arc<SyncService>,
     /// Statement imports.
     pub imports: Arc<ImportService>,
+    /// Reading financial data.
+    pub ledger: Arc<LedgerService>,
     /// The source of "now".
     pub clock: Arc<dyn Clock>,
     /// Prometheus metrics.

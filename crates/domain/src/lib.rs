@@ -11,6 +11,7 @@ pub mod finance;
 pub mod ids;
 pub mod imports;
 pub mod ledger;
+pub mod ledger_service;
 pub mod mail;
 pub mod money;
 pub mod password;

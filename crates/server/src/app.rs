@@ -294,6 +294,7 @@ pub fn build_with_clock(config: &Config, database: &Database, clock: Arc<dyn Clo
         imports: Arc::new(ImportService::new(store.clone(), audit.clone(), clock.clone())),
         auth: Arc::new(auth),
         sessions: Arc::new(SessionService::new(store.clone(), audit.clone(), clock.clone())),
+        ledger: Arc::new(dashtam_domain::ledger_service::LedgerService::new(store.clone(), clock.clone())),
         audit,
         clock,
         metrics,
