@@ -158,3 +158,48 @@ async fn an_investment_statement_yields_holdings_and_trades() {
     let (_, again) = upload(&app, &token, "investment_401k.ofx", fixture("investment_401k.ofx"), &[]).await;
     assert_eq!(again["transactions_created"], 0);
 }
+
+#[tokio::test]
+async fn every_readable_fixture_imports_and_a_second_import_creates_nothing() {
+    let app = app().await;
+    let token = created_and_logged_in(&app, "owner@example.com", Role::User).await.access;
+    let (_, seed) = upload(&app, &token, "two_accounts.ofx", fixture("two_accounts.ofx"), &[]).await;
+    assert_eq!(seed["accounts_created"], 2);
+    let (_, accounts) = get_as(&app, &token, "/api/v1/accounts").await;
+    let account = accounts["items"][0]["id"].as_str().expect("id").to_owned();
+    let statements = [
+        "bank_ofx102_cp1252.ofx",
+        "card_ofx211.ofx",
+        "card_ofx202_no_xml_decl.ofx",
+        "bank_intu.qfx",
+        "investment_401k.ofx",
+        "quirk_empty_fitid.ofx",
+        "quirk_trailing_garbage.ofx",
+        "quirk_mismatched_close.ofx",
+    ];
+    let csvs = ["bank_by_name.csv", "debit_credit_header.csv", "european_bom.csv", "european_latin1.csv"];
+    let uploads =
+        statements.iter().map(|name| (*name, None)).chain(csvs.iter().map(|name| (*name, Some(account.as_str()))));
+    for (name, account_id) in uploads {
+        let fields: Vec<(&str, &str)> = account_id.map(|id| ("account_id", id)).into_iter().collect();
+        let (status, first) = upload(&app, &token, name, fixture(name), &fields).await;
+        assert_eq!(status, StatusCode::CREATED, "{name}: {first}");
+        // Some fixtures repeat another's account and FITIDs (the OFX 2 card with and without the XML
+        // declaration): those are duplicates from the start.
+        let lines = first["transactions_created"].as_u64().expect("count")
+            + first["transactions_duplicate"].as_u64().expect("count");
+        assert!(lines > 0, "{name}: {first}");
+        let (status, again) = upload(&app, &token, name, fixture(name), &fields).await;
+        assert_eq!(status, StatusCode::CREATED, "{name}: {again}");
+        assert_eq!(again["transactions_created"], 0, "{name}: {again}");
+        assert_eq!(again["accounts_created"], 0, "{name}: {again}");
+        assert_eq!(
+            again["transactions_duplicate"].as_u64(),
+            Some(
+                first["transactions_created"].as_u64().expect("count")
+                    + first["transactions_duplicate"].as_u64().expect("count")
+            ),
+            "{name}: every line is recognised again"
+        );
+    }
+}
