@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Data-path benchmarks of the release `dashtam` binary on SQLite (issues 9 and 10):
 #
-#   bench/data.sh [--no-build]
+#   bench/data.sh [--no-build] [--postgres]
+#
+# With --postgres the same runs on a fresh PostgreSQL database (BENCH_PG_URL, default
+# postgres://postgres@127.0.0.1:5432) plus Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379).
 #
 #   1. import a generated 100,000-transaction OFX with `dashtam import` (wall time and peak RSS), then again
 #      (every transaction a duplicate);
@@ -26,7 +29,14 @@ log() { printf '[data-bench] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 BUILD=1
-[[ "${1:-}" == "--no-build" ]] && BUILD=0
+POSTGRES=0
+for argument in "$@"; do
+    case "$argument" in
+        --no-build) BUILD=0 ;;
+        --postgres) POSTGRES=1 ;;
+        *) die "unknown argument $argument" ;;
+    esac
+done
 command -v wrk >/dev/null || die "wrk is not installed (apt-get install -y wrk)"
 [[ -x /usr/bin/time ]] || die "/usr/bin/time is not installed (apt-get install -y time)"
 if ((BUILD)); then
@@ -37,8 +47,11 @@ fi
 
 TMP_DIR="$(mktemp -d)"
 SERVER_PID=""
+PG_DATABASE=""
+PG_URL="${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}"
 cleanup() {
     [[ -n "$SERVER_PID" ]] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+    [[ -n "$PG_DATABASE" ]] && psql -X -q "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS $PG_DATABASE WITH (FORCE)" >/dev/null 2>&1
     rm -rf "$TMP_DIR"
 }
 trap cleanup EXIT
@@ -49,6 +62,13 @@ export DASHTAM_DATA_DIR="$TMP_DIR/data" DASHTAM_BIND="127.0.0.1:$PORT" DASHTAM_L
 export DASHTAM_RATE_LIMIT__ENABLED=false DASHTAM_SYNC__SCHEDULER=false DASHTAM_HTTP__TOTAL_TIMEOUT=60s
 export DASHTAM_HTTP__READ_TIMEOUT=60s DASHTAM_SERVER__REQUEST_TIMEOUT=120s
 unset DASHTAM_CONFIG DASHTAM_DATABASE_URL DASHTAM_REDIS_URL
+BACKEND="SQLite"
+if ((POSTGRES)); then
+    PG_DATABASE="dashtam_bench_$$"
+    psql -X -q "$PG_URL/postgres" -c "CREATE DATABASE $PG_DATABASE" || die "cannot create a PostgreSQL database at $PG_URL"
+    export DASHTAM_DATABASE_URL="$PG_URL/$PG_DATABASE" DASHTAM_REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
+    BACKEND="PostgreSQL + Redis"
+fi
 
 ROWS=()
 row() { ROWS+=("| $1 | $2 | $3 |"); log "$1: $2 ($3)"; }
@@ -125,9 +145,9 @@ created="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["transacti
 row "sandbox sync (first, one year)" "${elapsed} s" "$created transactions created"
 
 {
-    echo "Measured $(date -u +%F) on $(nproc) CPUs ($(uname -m)), SQLite, release build (bench/data.sh)."
+    echo "Measured $(date -u +%F) on $(nproc) CPUs ($(uname -m)), $BACKEND, release build (bench/data.sh)."
     echo
     echo "| Benchmark | Result | Detail |"
     echo "|---|---|---|"
     printf '%s\n' "${ROWS[@]}"
-} | tee "$RESULTS_DIR/data.md"
+} | tee "$RESULTS_DIR/data-$( ((POSTGRES)) && echo postgres || echo sqlite).md"
