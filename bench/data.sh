@@ -41,7 +41,7 @@ command -v wrk >/dev/null || die "wrk is not installed (apt-get install -y wrk)"
 [[ -x /usr/bin/time ]] || die "/usr/bin/time is not installed (apt-get install -y time)"
 if ((BUILD)); then
     log "building the release binary and the OFX generator"
-    (cd "$REPO_DIR" && cargo build --release --quiet -p dashtam-server -p dashtam-import --examples)
+    (cd "$REPO_DIR" && cargo build --release --quiet -p dashtam-server && cargo build --release --quiet -p dashtam-import --examples)
 fi
 [[ -x "$BIN" ]] || die "$BIN not found; run without --no-build"
 
