@@ -415,7 +415,7 @@ macro_rules! impl_ledger_ports {
             ) -> Result<(), dashtam_domain::ports::StoreError> {
                 use $crate::ledger_rows::DbDecimal;
                 const COLUMNS: usize = 20;
-                for batch in transactions.chunks($crate::ledger_rows::TRANSACTION_BATCH) {
+                for batch in transactions.chunks(<$db as $crate::ledger_rows::InsertBatch>::TRANSACTION_ROWS) {
                     let mut sql = String::with_capacity(64 + batch.len() * COLUMNS * 7);
                     sql.push_str(concat!(
                         "INSERT INTO transactions (",
