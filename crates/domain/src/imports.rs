@@ -27,6 +27,9 @@ use crate::statement::{Statement, StatementAccount, StatementTransaction};
 
 pub use crate::ids::ImportId;
 
+/// Transactions written per call while importing.
+const INSERT_CHUNK: usize = 2_000;
+
 /// The alias of the connection that holds a user's imported accounts.
 const IMPORTS_ALIAS: &str = "Statement imports";
 
@@ -346,15 +349,11 @@ impl ImportService {
         now: OffsetDateTime,
         record: &mut ImportRecord,
     ) -> Result<(), ImportError> {
-        let stored: HashSet<String> = tx
-            .account_transactions(account_id)
-            .await?
-            .into_iter()
-            .map(|transaction| transaction.provider_transaction_id)
-            .collect();
+        let stored: HashSet<String> = tx.account_transaction_ids(account_id).await?.into_iter().collect();
         let identities = identities(account_id, &account.transactions);
         let mut in_file = HashSet::new();
-        let mut inserts = Vec::new();
+        // Written in chunks, so a 100,000-line file never holds a second full copy of itself in memory.
+        let mut inserts = Vec::with_capacity(INSERT_CHUNK);
         for (line, identity) in account.transactions.iter().zip(identities) {
             if !in_file.insert(identity.clone()) {
                 record.transactions_duplicate += 1;
@@ -387,6 +386,11 @@ impl ImportService {
                 created_at: now,
                 updated_at: now,
             });
+            if inserts.len() == INSERT_CHUNK {
+                record.transactions_created += inserts.len() as u64;
+                tx.insert_transactions(&inserts).await?;
+                inserts.clear();
+            }
         }
         record.transactions_created += inserts.len() as u64;
         tx.insert_transactions(&inserts).await?;

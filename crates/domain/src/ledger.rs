@@ -315,6 +315,9 @@ pub trait LedgerWrites: Send {
     /// The account's transactions by provider id (for matching a sync's report against what is stored).
     async fn account_transactions(&mut self, account_id: AccountId) -> Result<Vec<Transaction>, StoreError>;
 
+    /// The provider ids of the account's transactions (for telling new lines from known ones cheaply).
+    async fn account_transaction_ids(&mut self, account_id: AccountId) -> Result<Vec<String>, StoreError>;
+
     /// Stores new transactions.
     async fn insert_transactions(&mut self, transactions: &[Transaction]) -> Result<(), StoreError>;
 

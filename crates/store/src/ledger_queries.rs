@@ -409,6 +409,17 @@ macro_rules! impl_ledger_ports {
                 rows.into_iter().map(TryInto::try_into).collect()
             }
 
+            async fn account_transaction_ids(
+                &mut self,
+                account_id: dashtam_domain::ledger::AccountId,
+            ) -> Result<Vec<String>, dashtam_domain::ports::StoreError> {
+                sqlx::query_scalar("SELECT provider_transaction_id FROM transactions WHERE account_id = $1")
+                    .bind(account_id.as_uuid())
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .map_err($crate::errors::store_error)
+            }
+
             async fn insert_transactions(
                 &mut self,
                 transactions: &[dashtam_domain::ledger::Transaction],
