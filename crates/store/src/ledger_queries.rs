@@ -442,8 +442,10 @@ macro_rules! impl_ledger_ports {
                             if column > 0 {
                                 sql.push_str(", ");
                             }
-                            sql.push('$');
-                            sql.push_str(&(row * COLUMNS + column + 1).to_string());
+                            <$db as $crate::ledger_rows::InsertBatch>::push_placeholder(
+                                &mut sql,
+                                row * COLUMNS + column + 1,
+                            );
                         }
                         sql.push(')');
                     }
