@@ -1,0 +1,106 @@
+//! Two instances on one PostgreSQL + Redis, as behind a load balancer: a connect flow started on one finishes
+//! on the other (the OAuth state lives in Redis), and a sync running on one makes the other answer
+//! `409 sync_in_progress` (the sync lock lives in Redis). Skipped without `DASHTAM_TEST_DATABASE_URL` and
+//! `DASHTAM_TEST_REDIS_URL` (CI sets both).
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use dashtam_domain::Role;
+use dashtam_testkit::http::*;
+use dashtam_testkit::{TestApp, TestDatabase};
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+/// Instance A, and instance B sharing its database, Redis, keys and public URL (which the sandbox provider and
+/// the tokens' issuer use); `None` when the suites were not given PostgreSQL and Redis.
+async fn two_instances() -> Option<(TestApp, TestApp)> {
+    dashtam_testkit::redis_url()?;
+    let database = TestDatabase::postgres().await?;
+    let shared = TestDatabase::unmanaged(database.url.clone(), database.backend);
+    let secret = || dashtam_adapters::opaque_tokens::generate_secret_base64(32).expect("randomness");
+    let (signing, encryption, token_hash) = (secret(), secret(), secret());
+    let keys = move |config: &mut dashtam_server::Config| {
+        config.rate_limit.enabled = false;
+        config.keys.signing = Some(format!("k1:{}", signing.expose_secret()).into());
+        config.keys.encryption = Some(format!("e1:{}", encryption.expose_secret()).into());
+        config.keys.token_hash = Some(token_hash.clone());
+    };
+    let first = TestApp::spawn_configured(database, keys.clone()).await;
+    let public_url = first.url("/");
+    let second = TestApp::spawn_configured(shared, move |config| {
+        keys(config);
+        config.public_url = Some(public_url.parse().expect("url"));
+    })
+    .await;
+    Some((first, second))
+}
+
+/// Approves the consent page of `auth_url` and returns where the sandbox sends the browser back.
+async fn approve(app: &TestApp, auth_url: &str) -> String {
+    let html = app.client.get(auth_url).send().await.expect("consent").text().await.expect("page");
+    let mut fields: Vec<(String, String)> = html
+        .split("<input")
+        .skip(1)
+        .filter_map(|tag| {
+            let tag = tag.split('>').next()?;
+            let value = |name: &str| {
+                let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+                Some(tag[start..start + tag[start..].find('"')?].replace("&amp;", "&"))
+            };
+            Some((value("name")?, value("value")?))
+        })
+        .collect();
+    fields.push(("decision".to_owned(), "approve".to_owned()));
+    let decided = app
+        .client
+        .post(app.url("/sandbox/v1/oauth/authorize"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(&fields).expect("form"))
+        .send()
+        .await
+        .expect("approve");
+    decided.headers()["location"].to_str().expect("location").to_owned()
+}
+
+#[tokio::test]
+async fn a_connect_flow_started_on_one_instance_finishes_on_the_other_and_syncs_exclude_each_other() {
+    let Some((first, second)) = two_instances().await else {
+        eprintln!("skipped: DASHTAM_TEST_DATABASE_URL and DASHTAM_TEST_REDIS_URL are not set (CI sets them)");
+        return;
+    };
+    let token = created_and_logged_in(&first, "ada@example.com", Role::User).await.access;
+    let (_, provider) =
+        post_as(&first, &token, "/api/v1/providers", json!({"provider_key": "sandbox", "alias": "Demo"})).await;
+    let id = provider["id"].as_str().expect("id").to_owned();
+    let (status, start) = post_as(&first, &token, &format!("/api/v1/providers/{id}/authorization"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{start}");
+    let location = approve(&first, start["auth_url"].as_str().expect("auth_url")).await;
+
+    // The load balancer sends the browser's return to the other instance.
+    let callback = location.replacen(&first.url(""), &second.url(""), 1);
+    assert_ne!(callback, location);
+    let page = second.client.get(&callback).send().await.expect("callback");
+    assert_eq!(page.status(), StatusCode::OK, "{}", page.text().await.unwrap_or_default());
+    let (_, connected) = get_as(&first, &token, &format!("/api/v1/providers/{id}")).await;
+    assert_eq!(connected["status"], "active");
+    // The state was used up on the second instance; the first refuses it too.
+    let replay = first.client.get(&location).send().await.expect("replay");
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+
+    // A slow sync on the first instance holds the lock; the second answers 409 meanwhile.
+    let slow = json!({"latency_ms": 400, "applies_to": "api"});
+    let (status, _) = send(first.client.put(first.url("/sandbox/control/clients/dashtam-sandbox")).json(&slow)).await;
+    assert_eq!(status, StatusCode::OK);
+    let sync_path = format!("/api/v1/providers/{id}/sync");
+    let (running, refused) = tokio::join!(post_as(&first, &token, &sync_path, json!({})), async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        post_as(&second, &token, &sync_path, json!({})).await
+    });
+    assert_eq!(running.0, StatusCode::OK, "{}", running.1);
+    assert_eq!((refused.0, code(&refused.1)), (StatusCode::CONFLICT, "sync_in_progress"), "{}", refused.1);
+    // Once it has finished, the second instance syncs the same connection.
+    let (status, again) = post_as(&second, &token, &sync_path, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["transactions"]["created"], 0);
+}
