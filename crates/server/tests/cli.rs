@@ -599,3 +599,67 @@ async fn keys_rotate_reencrypts_stored_credentials_and_fails_naming_unreadable_o
     assert_eq!(stdout(&output).trim(), format!("active key new: {summary}"));
     assert!(run(dashtam(dir.path()).args(["audit", "verify"])).status.success());
 }
+
+/// An OFX bank statement with `count` transactions.
+fn large_statement(count: usize) -> String {
+    let mut text = String::from(
+        "OFXHEADER:100\nDATA:OFXSGML\nVERSION:102\nSECURITY:NONE\nENCODING:USASCII\nCHARSET:1252\nCOMPRESSION:NONE\n\
+         OLDFILEUID:NONE\nNEWFILEUID:NONE\n\n<OFX><BANKMSGSRSV1><STMTTRNRS><TRNUID>1<STMTRS><CURDEF>USD\n\
+         <BANKACCTFROM><BANKID>1<ACCTID>CRASH-1<ACCTTYPE>CHECKING</BANKACCTFROM><BANKTRANLIST>\n",
+    );
+    for i in 0..count {
+        text.push_str(&format!(
+            "<STMTTRN><TRNTYPE>DEBIT<DTPOSTED>2025{:02}{:02}<TRNAMT>-{}.{:02}<FITID>F{i}<NAME>Shop {}</STMTTRN>\n",
+            1 + i % 12,
+            1 + i % 28,
+            i % 500,
+            i % 100,
+            i % 97
+        ));
+    }
+    text.push_str("</BANKTRANLIST><LEDGERBAL><BALAMT>100.00<DTASOF>20251231</LEDGERBAL></STMTRS></STMTTRNRS></BANKMSGSRSV1></OFX>\n");
+    text
+}
+
+#[tokio::test]
+async fn an_import_killed_mid_way_leaves_nothing_or_everything() {
+    use sqlx::Connection;
+    const LINES: usize = 40_000;
+    let dir = TempDir::new().expect("temp dir");
+    let create = ["create", "--email", "ops@example.com", "--name", "Ops"];
+    assert!(user_command(dir.path(), &create, "a sufficiently long passphrase\n").status.success());
+    let file = dir.path().join("large.ofx");
+    std::fs::write(&file, large_statement(LINES)).expect("write the statement");
+    let import = || {
+        let mut command = dashtam(dir.path());
+        command.env("DASHTAM_IMPORTS__MAX_FILE_SIZE", "67108864").arg("import").arg(&file);
+        command.args(["--user", "ops@example.com"]).stdout(Stdio::null()).stderr(Stdio::null());
+        command
+    };
+    let url = format!("sqlite://{}", dir.path().join("data/dashtam.db").display());
+    let counts = || async {
+        let mut connection = sqlx::SqliteConnection::connect(&url).await.expect("open the database");
+        let transactions: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM transactions").fetch_one(&mut connection).await.expect("count");
+        let imports: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM imports").fetch_one(&mut connection).await.expect("count");
+        connection.close().await.expect("close");
+        (transactions, imports)
+    };
+    // Killed at several moments (parsing, writing, committing): the file is in completely or not at all.
+    for delay_ms in [200, 600, 1200, 2500] {
+        let mut child = import().spawn().expect("spawn an import");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().expect("SIGKILL the import");
+        child.wait().expect("reap");
+        let (transactions, imports) = counts().await;
+        assert!(
+            (transactions, imports) == (0, 0) || (transactions == LINES as i64 && imports >= 1),
+            "killed after {delay_ms} ms: {transactions} transactions, {imports} import records"
+        );
+    }
+    // Run to the end it completes, whatever the crashes left behind, and the audit chain is intact.
+    assert!(import().status().expect("import").success());
+    assert_eq!(counts().await.0, LINES as i64);
+    assert!(run(dashtam(dir.path()).args(["audit", "verify"])).status.success());
+}
