@@ -379,3 +379,38 @@ async fn a_hanging_or_trickling_provider_is_cut_off_at_the_configured_timeouts()
         failures.iter().map(|entry| entry["details"]["reason"].as_str().expect("reason")).collect();
     assert_eq!(reasons, ["invalid_response", "timeout", "timeout"]);
 }
+
+#[tokio::test]
+async fn a_hanging_provider_starves_nothing_else() {
+    let app = app().await;
+    let (token, id) = user_with_sandbox(&app, "owner@example.com").await;
+    let location = consent(&app, &token, &id, "approve").await;
+    assert_eq!(callback(&app, &location).await.0, StatusCode::OK);
+    let mut others = Vec::new();
+    for n in 0..8 {
+        let (other_token, other_id) = user_with_sandbox(&app, &format!("user{n}@example.com")).await;
+        let location = consent(&app, &other_token, &other_id, "approve").await;
+        assert_eq!(callback(&app, &location).await.0, StatusCode::OK);
+        others.push((other_token, format!("/api/v1/providers/{other_id}/authorization")));
+    }
+    // Every provider call now hangs for two seconds.
+    set_sandbox(&app, json!({"latency_ms": 2000})).await;
+    let hanging = others.iter().map(|(other_token, path)| patch_as(&app, other_token, path, json!({})));
+    let probes = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut slowest = Duration::ZERO;
+        for _ in 0..10 {
+            let started = std::time::Instant::now();
+            let (status, _) = get_as(&app, &token, "/api/v1/auth/me").await;
+            assert_eq!(status, StatusCode::OK);
+            let (status, _) = get_as(&app, &token, &format!("/api/v1/providers/{id}")).await;
+            assert_eq!(status, StatusCode::OK);
+            slowest = slowest.max(started.elapsed());
+        }
+        slowest
+    };
+    let (results, slowest) = tokio::join!(futures::future::join_all(hanging), probes);
+    assert!(results.iter().all(|(status, _)| *status == StatusCode::OK), "the slow refreshes still finish");
+    // Eight requests stuck on the provider take no worker or database connection from anyone else.
+    assert!(slowest < Duration::from_millis(500), "{slowest:?}");
+}
