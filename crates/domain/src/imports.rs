@@ -17,7 +17,8 @@ use crate::context::RequestContext;
 use crate::finance::TransactionStatus;
 use crate::ids::UserId;
 use crate::ledger::{
-    AccountId, AccountUpsert, BalanceSnapshot, Holding, HoldingId, SnapshotSource, Transaction, TransactionId, Upserted,
+    Account, AccountFilter, AccountId, AccountUpsert, BalanceSnapshot, Holding, HoldingId, SnapshotSource, Transaction,
+    TransactionId, Upserted,
 };
 use crate::ports::{Store, StoreError, StoreTx};
 use crate::providers::{
@@ -209,6 +210,15 @@ impl ImportService {
             warnings: statement.warnings.clone(),
             created_at: now,
         };
+        // Read once: a file may hold several accounts, each matched against what the connection already has.
+        let existing = match &target {
+            Some(_) => Vec::new(),
+            None => {
+                self.store
+                    .accounts(user_id, &AccountFilter { provider_id: Some(provider_id), ..Default::default() })
+                    .await?
+            }
+        };
         for account in &statement.accounts {
             let account_id = match &target {
                 Some(target) => {
@@ -232,7 +242,7 @@ impl ImportService {
                 }
                 None => {
                     let (id, upserted) =
-                        self.upsert_statement_account(&mut tx, user_id, provider_id, account, now).await?;
+                        self.upsert_statement_account(&mut tx, user_id, provider_id, &existing, account, now).await?;
                     match upserted {
                         Upserted::Created => record.accounts_created += 1,
                         Upserted::Updated => record.accounts_updated += 1,
@@ -311,6 +321,7 @@ impl ImportService {
         tx: &mut Box<dyn StoreTx>,
         user_id: UserId,
         provider_id: ProviderId,
+        existing: &[Account],
         account: &StatementAccount,
         now: OffsetDateTime,
     ) -> Result<(AccountId, Upserted), ImportError> {
@@ -322,9 +333,7 @@ impl ImportService {
         let masked = format!("••••{last_four}");
         let name = format!("{institution} {} ••••{last_four}", account.account_type.as_str().replace('_', " "));
         let balance = account.balance.map(|balance| balance.amount);
-        let existing = self.store.accounts(user_id, &Default::default()).await?;
-        let previous =
-            existing.iter().find(|stored| stored.provider_id == provider_id && stored.provider_account_id == key);
+        let previous = existing.iter().find(|stored| stored.provider_account_id == key);
         let upsert = AccountUpsert {
             user_id,
             provider_id,

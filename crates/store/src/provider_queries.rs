@@ -10,6 +10,17 @@ macro_rules! provider_columns {
     };
 }
 
+/// One user's connection by id (binds: user id, connection id), for reads on the pool and inside a transaction.
+macro_rules! provider_by_owner {
+    () => {
+        concat!(
+            "SELECT ",
+            $crate::provider_queries::provider_columns!(),
+            " FROM providers p WHERE p.user_id = $1 AND p.id = $2"
+        )
+    };
+}
+
 /// The `provider_credentials` columns in [`CredentialsRow`](crate::provider_rows::CredentialsRow) order.
 macro_rules! credentials_columns {
     () => {
@@ -27,16 +38,13 @@ macro_rules! impl_provider_ports {
                 user_id: dashtam_domain::UserId,
                 id: dashtam_domain::providers::ProviderId,
             ) -> Result<Option<dashtam_domain::providers::Provider>, dashtam_domain::ports::StoreError> {
-                let row: Option<$crate::provider_rows::ProviderRow> = sqlx::query_as(concat!(
-                    "SELECT ",
-                    $crate::provider_queries::provider_columns!(),
-                    " FROM providers p WHERE p.user_id = $1 AND p.id = $2"
-                ))
-                .bind(user_id.as_uuid())
-                .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err($crate::errors::store_error)?;
+                let row: Option<$crate::provider_rows::ProviderRow> =
+                    sqlx::query_as($crate::provider_queries::provider_by_owner!())
+                        .bind(user_id.as_uuid())
+                        .bind(id.as_uuid())
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err($crate::errors::store_error)?;
                 row.map(TryInto::try_into).transpose()
             }
 
@@ -362,20 +370,17 @@ macro_rules! impl_provider_ports {
                 user_id: dashtam_domain::UserId,
                 id: dashtam_domain::providers::ProviderId,
             ) -> Result<Option<dashtam_domain::providers::Provider>, dashtam_domain::ports::StoreError> {
-                let row: Option<$crate::provider_rows::ProviderRow> = sqlx::query_as(concat!(
-                    "SELECT ",
-                    $crate::provider_queries::provider_columns!(),
-                    " FROM providers p WHERE p.user_id = $1 AND p.id = $2"
-                ))
-                .bind(user_id.as_uuid())
-                .bind(id.as_uuid())
-                .fetch_optional(&mut *self.tx)
-                .await
-                .map_err($crate::errors::store_error)?;
+                let row: Option<$crate::provider_rows::ProviderRow> =
+                    sqlx::query_as($crate::provider_queries::provider_by_owner!())
+                        .bind(user_id.as_uuid())
+                        .bind(id.as_uuid())
+                        .fetch_optional(&mut *self.tx)
+                        .await
+                        .map_err($crate::errors::store_error)?;
                 row.map(TryInto::try_into).transpose()
             }
         }
     };
 }
 
-pub(crate) use {credentials_columns, impl_provider_ports, provider_columns};
+pub(crate) use {credentials_columns, impl_provider_ports, provider_by_owner, provider_columns};

@@ -4,6 +4,7 @@
 //! quietly fall back to fewer backends than it was asked for.
 
 pub mod http;
+pub mod sandbox;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -6,49 +6,15 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use dashtam_domain::providers::ProviderId;
-use dashtam_domain::{Actor, RequestContext, Role};
+use dashtam_domain::{Actor, RequestContext};
 use dashtam_sandbox::{ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
 use dashtam_testkit::http::*;
+use dashtam_testkit::sandbox::{answer_consent, sandbox_counters, set_sandbox, user_with_sandbox};
 use dashtam_testkit::{TestApp, TestDatabase};
 use serde_json::{Value, json};
 
-const SANDBOX_CLIENT: &str = "/sandbox/control/clients/dashtam-sandbox";
-
 async fn app() -> TestApp {
     TestApp::spawn_configured(TestDatabase::preferred().await, |config| config.rate_limit.enabled = false).await
-}
-
-/// A signed-in user with one pending sandbox connection: (access token, provider id).
-async fn user_with_sandbox(app: &TestApp, email: &str) -> (String, String) {
-    let token = created_and_logged_in(app, email, Role::User).await.access;
-    let (status, provider) =
-        post_as(app, &token, "/api/v1/providers", json!({"provider_key": "sandbox", "alias": "Demo"})).await;
-    assert_eq!(status, StatusCode::CREATED, "{provider}");
-    (token, provider["id"].as_str().expect("id").to_owned())
-}
-
-/// The consent page's form: where it posts and its hidden fields.
-fn consent_form(html: &str) -> (String, Vec<(String, String)>) {
-    let attribute = |tag: &str, name: &str| -> Option<String> {
-        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
-        let end = start + tag[start..].find('"')?;
-        Some(unescape(&tag[start..end]))
-    };
-    let form = html.split("<form").nth(1).expect("a form");
-    let action = attribute(form.split('>').next().expect("form tag"), "action").expect("action");
-    let fields = html
-        .split("<input")
-        .skip(1)
-        .filter_map(|tag| {
-            let tag = tag.split('>').next()?;
-            Some((attribute(tag, "name")?, attribute(tag, "value")?))
-        })
-        .collect();
-    (action, fields)
-}
-
-fn unescape(text: &str) -> String {
-    text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
 }
 
 /// Starts the flow and answers the consent page; returns the provider's redirect (our callback URL).
@@ -60,21 +26,7 @@ async fn consent(app: &TestApp, token: &str, provider_id: &str, decision: &str) 
     let auth_url = start["auth_url"].as_str().expect("auth_url");
     assert!(auth_url.contains("code_challenge_method=S256"), "{auth_url}");
     assert!(auth_url.contains(&format!("state={}", start["state"].as_str().expect("state"))));
-    let page = app.client.get(auth_url).send().await.expect("consent page");
-    assert_eq!(page.status(), StatusCode::OK);
-    let (action, mut fields) = consent_form(&page.text().await.expect("page"));
-    fields.push(("decision".to_owned(), decision.to_owned()));
-    let body = serde_urlencoded::to_string(&fields).expect("form");
-    let decided = app
-        .client
-        .post(app.url(&action))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .expect("decision");
-    assert_eq!(decided.status(), StatusCode::FOUND);
-    let location = decided.headers()["location"].to_str().expect("location").to_owned();
+    let location = answer_consent(app, auth_url, decision).await;
     assert!(location.starts_with(&app.url("/api/v1/oauth/sandbox/callback?")), "{location}");
     location
 }
@@ -90,16 +42,6 @@ async fn provider(app: &TestApp, token: &str, provider_id: &str) -> Value {
     let (status, body) = get_as(app, token, &format!("/api/v1/providers/{provider_id}")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
-}
-
-/// The sandbox's request counters for our client.
-async fn sandbox_client(app: &TestApp) -> Value {
-    send(app.client.get(app.url(SANDBOX_CLIENT))).await.1["counters"].clone()
-}
-
-async fn set_sandbox(app: &TestApp, settings: Value) {
-    let (status, body) = send(app.client.put(app.url(SANDBOX_CLIENT)).json(&settings)).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 /// Every byte the database has on disk (SQLite file and its WAL), or every credential row (PostgreSQL).
@@ -158,7 +100,7 @@ async fn a_sandbox_connection_connects_refreshes_three_ways_and_disconnects() {
     assert!(!authorization.to_string().contains(ACCESS_TOKEN_PREFIX));
     let stored = stored_bytes(&app).await;
     assert!(!contains(&stored, ACCESS_TOKEN_PREFIX) && !contains(&stored, REFRESH_TOKEN_PREFIX));
-    assert_eq!(sandbox_client(&app).await["code_exchanges"], 1);
+    assert_eq!(sandbox_counters(&app).await["code_exchanges"], 1);
 
     // Forced refreshes: the sandbox rotates, omits, then returns the same refresh token.
     let refresh_path = format!("/api/v1/providers/{id}/authorization");
@@ -170,7 +112,7 @@ async fn a_sandbox_connection_connects_refreshes_three_ways_and_disconnects() {
         let (_, authorization) = get_as(&app, &token, &refresh_path).await;
         assert_eq!(authorization["has_refresh_token"], true, "{behaviour}: the refresh token is kept");
     }
-    assert_eq!(sandbox_client(&app).await["refresh_requests"], 3);
+    assert_eq!(sandbox_counters(&app).await["refresh_requests"], 3);
     let refreshes = audit_details(&app, &admin, "provider.token_refreshed").await;
     let outcomes: Vec<&str> =
         refreshes.iter().rev().map(|entry| entry["details"]["refresh_token"].as_str().expect("outcome")).collect();
@@ -226,7 +168,7 @@ async fn declined_expired_replayed_and_forged_callbacks_change_nothing() {
     let (status, _) = callback(&app, &location).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(provider(&app, &token, &id).await["connected_at"], connected_at);
-    assert_eq!(sandbox_client(&app).await["code_exchanges"], 1);
+    assert_eq!(sandbox_counters(&app).await["code_exchanges"], 1);
 
     // Forged or missing states, a state used with another provider's callback, and a missing code.
     let state_of = |location: &str| {
@@ -251,7 +193,7 @@ async fn declined_expired_replayed_and_forged_callbacks_change_nothing() {
     let (status, page) = callback(&app, &app.url(&format!("/api/v1/oauth/sandbox/callback?state={state}"))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(page.contains("authorization code"), "{page}");
-    assert_eq!(sandbox_client(&app).await["code_exchanges"], 1);
+    assert_eq!(sandbox_counters(&app).await["code_exchanges"], 1);
 }
 
 #[tokio::test]
@@ -286,7 +228,7 @@ async fn twenty_concurrent_callers_needing_a_refresh_cause_exactly_one() {
             dashtam_domain::connector::ProviderAuth::ApiKey(_) => panic!("an OAuth connection"),
         })
         .collect();
-    assert_eq!(sandbox_client(&app).await["refresh_requests"], 1);
+    assert_eq!(sandbox_counters(&app).await["refresh_requests"], 1);
     assert!(tokens.iter().all(|token| *token == tokens[0]), "every caller uses the one new token");
 }
 

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use dashtam_domain::Role;
 use dashtam_testkit::http::*;
+use dashtam_testkit::sandbox::{answer_consent, set_sandbox, user_with_sandbox};
 use dashtam_testkit::{TestApp, TestDatabase};
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -36,46 +36,16 @@ async fn two_instances() -> Option<(TestApp, TestApp)> {
     Some((first, second))
 }
 
-/// Approves the consent page of `auth_url` and returns where the sandbox sends the browser back.
-async fn approve(app: &TestApp, auth_url: &str) -> String {
-    let html = app.client.get(auth_url).send().await.expect("consent").text().await.expect("page");
-    let mut fields: Vec<(String, String)> = html
-        .split("<input")
-        .skip(1)
-        .filter_map(|tag| {
-            let tag = tag.split('>').next()?;
-            let value = |name: &str| {
-                let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
-                Some(tag[start..start + tag[start..].find('"')?].replace("&amp;", "&"))
-            };
-            Some((value("name")?, value("value")?))
-        })
-        .collect();
-    fields.push(("decision".to_owned(), "approve".to_owned()));
-    let decided = app
-        .client
-        .post(app.url("/sandbox/v1/oauth/authorize"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(serde_urlencoded::to_string(&fields).expect("form"))
-        .send()
-        .await
-        .expect("approve");
-    decided.headers()["location"].to_str().expect("location").to_owned()
-}
-
 #[tokio::test]
 async fn a_connect_flow_started_on_one_instance_finishes_on_the_other_and_syncs_exclude_each_other() {
     let Some((first, second)) = two_instances().await else {
         eprintln!("skipped: DASHTAM_TEST_DATABASE_URL and DASHTAM_TEST_REDIS_URL are not set (CI sets them)");
         return;
     };
-    let token = created_and_logged_in(&first, "ada@example.com", Role::User).await.access;
-    let (_, provider) =
-        post_as(&first, &token, "/api/v1/providers", json!({"provider_key": "sandbox", "alias": "Demo"})).await;
-    let id = provider["id"].as_str().expect("id").to_owned();
+    let (token, id) = user_with_sandbox(&first, "ada@example.com").await;
     let (status, start) = post_as(&first, &token, &format!("/api/v1/providers/{id}/authorization"), json!({})).await;
     assert_eq!(status, StatusCode::OK, "{start}");
-    let location = approve(&first, start["auth_url"].as_str().expect("auth_url")).await;
+    let location = answer_consent(&first, start["auth_url"].as_str().expect("auth_url"), "approve").await;
 
     // The load balancer sends the browser's return to the other instance.
     let callback = location.replacen(&first.url(""), &second.url(""), 1);
@@ -90,8 +60,7 @@ async fn a_connect_flow_started_on_one_instance_finishes_on_the_other_and_syncs_
 
     // A slow sync on the first instance holds the lock; the second answers 409 meanwhile.
     let slow = json!({"latency_ms": 400, "applies_to": "api"});
-    let (status, _) = send(first.client.put(first.url("/sandbox/control/clients/dashtam-sandbox")).json(&slow)).await;
-    assert_eq!(status, StatusCode::OK);
+    set_sandbox(&first, slow).await;
     let sync_path = format!("/api/v1/providers/{id}/sync");
     let (running, refused) = tokio::join!(post_as(&first, &token, &sync_path, json!({})), async {
         tokio::time::sleep(Duration::from_millis(150)).await;

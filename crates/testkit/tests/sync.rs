@@ -7,49 +7,12 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use dashtam_domain::Role;
 use dashtam_testkit::http::*;
+use dashtam_testkit::sandbox::{connected_user, reset_sandbox, set_sandbox};
 use dashtam_testkit::{TestApp, TestDatabase};
 use serde_json::{Value, json};
 
-const SANDBOX_CLIENT: &str = "/sandbox/control/clients/dashtam-sandbox";
-
 async fn app() -> TestApp {
     TestApp::spawn_configured(TestDatabase::preferred().await, |config| config.rate_limit.enabled = false).await
-}
-
-/// A user with an active sandbox connection: (access token, provider id).
-async fn connected_user(app: &TestApp, email: &str) -> (String, String) {
-    let token = created_and_logged_in(app, email, Role::User).await.access;
-    let (_, provider) =
-        post_as(app, &token, "/api/v1/providers", json!({"provider_key": "sandbox", "alias": "Demo"})).await;
-    let id = provider["id"].as_str().expect("id").to_owned();
-    let (_, start) = post_as(app, &token, &format!("/api/v1/providers/{id}/authorization"), json!({})).await;
-    let page = app.client.get(start["auth_url"].as_str().expect("auth_url")).send().await.expect("consent");
-    let html = page.text().await.expect("page");
-    let mut fields: Vec<(String, String)> = html
-        .split("<input")
-        .skip(1)
-        .filter_map(|tag| {
-            let tag = tag.split('>').next()?;
-            let value = |name: &str| {
-                let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
-                Some(tag[start..start + tag[start..].find('"')?].replace("&amp;", "&"))
-            };
-            Some((value("name")?, value("value")?))
-        })
-        .collect();
-    fields.push(("decision".to_owned(), "approve".to_owned()));
-    let decided = app
-        .client
-        .post(app.url("/sandbox/v1/oauth/authorize"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(serde_urlencoded::to_string(&fields).expect("form"))
-        .send()
-        .await
-        .expect("approve");
-    let location = decided.headers()["location"].to_str().expect("location").to_owned();
-    let callback = app.client.get(location).send().await.expect("callback");
-    assert_eq!(callback.status(), StatusCode::OK);
-    (token, id)
 }
 
 /// The connection as its owner sees it now (logging in afresh: tests move the clock past token lifetimes).
@@ -150,7 +113,7 @@ async fn a_sync_stores_realistic_data_once_and_follows_the_sandbox_day_by_day() 
 async fn one_sync_at_a_time_and_only_for_connected_providers() {
     let app = app().await;
     let (token, id) = connected_user(&app, "owner@example.com").await;
-    send(app.client.put(app.url(SANDBOX_CLIENT)).json(&json!({"latency_ms": 300, "applies_to": "api"}))).await;
+    set_sandbox(&app, json!({"latency_ms": 300, "applies_to": "api"})).await;
     let (first, second) = tokio::join!(sync(&app, &token, &id), async {
         tokio::time::sleep(Duration::from_millis(100)).await;
         sync(&app, &token, &id).await
@@ -199,7 +162,7 @@ async fn the_scheduler_syncs_due_connections_and_backs_off_after_failures() {
     assert_eq!(app.state.sync.run_due(10).await.expect("run"), 0, "6 h interval");
 
     // The provider fails: the error is kept, and retries back off (5 min, then 10 min).
-    send(app.client.put(app.url(SANDBOX_CLIENT)).json(&json!({"fail_status": 503, "applies_to": "api"}))).await;
+    set_sandbox(&app, json!({"fail_status": 503, "applies_to": "api"})).await;
     app.clock.advance(Duration::from_secs(2 * 3600));
     assert_eq!(app.state.sync.run_due(10).await.expect("run"), 1);
     let failed = provider_of(&app, &id).await;
@@ -213,7 +176,7 @@ async fn the_scheduler_syncs_due_connections_and_backs_off_after_failures() {
     assert_eq!(app.state.sync.run_due(10).await.expect("run"), 0, "the second retry waits 10 minutes");
 
     // The provider recovers; the next due sync clears the error.
-    send(app.client.delete(app.url(SANDBOX_CLIENT))).await;
+    reset_sandbox(&app).await;
     app.clock.advance(Duration::from_secs(5 * 60));
     assert_eq!(app.state.sync.run_due(10).await.expect("run"), 1);
     assert!(provider_of(&app, &id).await["last_sync_error"].is_null());
