@@ -434,13 +434,12 @@ impl AuditLog {
         context: &RequestContext,
         event: AuditEvent,
     ) -> Result<(), StoreError> {
-        let previous = tx.advance_audit_head().await?;
         let (resource_type, resource_id) = match event.resource {
             Some((kind, id)) => (Some(kind.to_owned()), Some(id)),
             None => (None, None),
         };
         let mut entry = AuditEntry {
-            seq: previous.seq + 1,
+            seq: 0,
             id: Uuid::now_v7(),
             occurred_at: self.clock.now(),
             action: event.action.as_str().to_owned(),
@@ -460,9 +459,18 @@ impl AuditLog {
             details: Value::Object(event.details).to_string(),
             hash: String::new(),
         };
-        entry.hash = entry.chain_hash(&previous.hash);
-        let seal = self.sealer.seal(&ChainPoint::sealed_message("head", entry.seq, &entry.hash));
-        tx.insert_audit_entry(&entry, &seal).await
+        // A remembered head can be stale (another process wrote, or the transaction that wrote it rolled
+        // back); the store then refuses the entry and the second claim reads the database.
+        for _ in 0..2 {
+            let previous = tx.advance_audit_head().await?;
+            entry.seq = previous.seq + 1;
+            entry.hash = entry.chain_hash(&previous.hash);
+            let seal = self.sealer.seal(&ChainPoint::sealed_message("head", entry.seq, &entry.hash));
+            if tx.insert_audit_entry(&entry, &seal).await? {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Other("the audit chain head moved while the writer held the write lock".into()))
     }
 
     /// Records `event` in a transaction of its own: for failures whose business transaction rolls back (or

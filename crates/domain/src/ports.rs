@@ -270,11 +270,15 @@ pub trait StoreTx: ProviderWrites + LedgerWrites + ImportWrites + Send {
     async fn rotate_global_tokens(&mut self, rotation: &GlobalRotation) -> Result<GlobalRotationCounts, StoreError>;
 
     /// Claims the next place in the audit chain and returns the point before it (the current head). On
-    /// PostgreSQL this locks the head row until the transaction ends, which orders concurrent writers.
+    /// PostgreSQL this locks the head row until the transaction ends, which orders concurrent writers. A store
+    /// whose writers are already serialised may answer from memory; [`StoreTx::insert_audit_entry`] then
+    /// checks the answer.
     async fn advance_audit_head(&mut self) -> Result<ChainPoint, StoreError>;
 
     /// Stores `entry` at the place claimed by [`StoreTx::advance_audit_head`] and makes it the sealed head.
-    async fn insert_audit_entry(&mut self, entry: &AuditEntry, head_seal: &str) -> Result<(), StoreError>;
+    /// `false` means nothing was stored because the claimed point was not the head (a remembered head gone
+    /// stale): claim again, which then reads the database, and rebuild the entry on the new point.
+    async fn insert_audit_entry(&mut self, entry: &AuditEntry, head_seal: &str) -> Result<bool, StoreError>;
 
     /// Moves the checkpoint to `through` and deletes every entry up to it; returns how many were deleted.
     async fn purge_audit_through(&mut self, through: &ChainPoint) -> Result<u64, StoreError>;

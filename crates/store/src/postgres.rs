@@ -2,7 +2,8 @@
 
 use std::str::FromStr;
 
-use dashtam_domain::ports::StoreBackend;
+use dashtam_domain::audit::{AuditEntry, ChainPoint};
+use dashtam_domain::ports::{StoreBackend, StoreError};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
@@ -10,7 +11,7 @@ use crate::database::{ConnectError, PoolOptions};
 use crate::import_queries::impl_import_ports;
 use crate::ledger_queries::impl_ledger_ports;
 use crate::provider_queries::impl_provider_ports;
-use crate::queries::impl_store_ports;
+use crate::queries::{bind_audit_entry, impl_store_ports};
 
 #[derive(Debug)]
 pub(crate) struct PgStore {
@@ -39,6 +40,36 @@ impl PgStore {
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         let pool = self.pool.clone();
         crate::database::uncancellable(async move { pool.begin().await }).await
+    }
+}
+
+impl PgTx {
+    /// An UPDATE, not a SELECT: it takes the head row's lock until the transaction ends, which orders the
+    /// writers of every instance, and RETURNING sees the hash not yet replaced, i.e. the previous entry's.
+    async fn claim_audit_head(&mut self) -> Result<ChainPoint, StoreError> {
+        let (seq, hash): (i64, String) = sqlx::query_as(
+            "UPDATE audit_chain SET head_seq = head_seq + 1 WHERE id = 1 RETURNING head_seq - 1, head_hash",
+        )
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(crate::errors::store_error)?;
+        Ok(ChainPoint { seq, hash, seal: None })
+    }
+
+    /// The `audit_log_moves_head` trigger makes this entry the sealed head. The claim above holds the head
+    /// row's lock, so the claimed point is always the head.
+    async fn store_audit_entry(&mut self, entry: &AuditEntry, head_seal: &str) -> Result<bool, StoreError> {
+        let query = sqlx::query(concat!(
+            "INSERT INTO audit_log (",
+            crate::queries::audit_columns!(),
+            ", head_seal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+             $19, $20)"
+        ));
+        bind_audit_entry!(query, entry, head_seal)
+            .execute(&mut *self.tx)
+            .await
+            .map(|_| true)
+            .map_err(crate::errors::store_error)
     }
 }
 

@@ -798,53 +798,15 @@ macro_rules! impl_store_ports {
             async fn advance_audit_head(
                 &mut self,
             ) -> Result<dashtam_domain::audit::ChainPoint, dashtam_domain::ports::StoreError> {
-                // An UPDATE, not a SELECT: it takes the row lock on PostgreSQL (SQLite has one writer anyway),
-                // and RETURNING sees the hash not yet replaced, i.e. the previous entry's.
-                let (seq, hash): (i64, String) = sqlx::query_as(
-                    "UPDATE audit_chain SET head_seq = head_seq + 1 WHERE id = 1 RETURNING head_seq - 1, head_hash",
-                )
-                .fetch_one(&mut *self.tx)
-                .await
-                .map_err($crate::errors::store_error)?;
-                Ok(dashtam_domain::audit::ChainPoint { seq, hash, seal: None })
+                self.claim_audit_head().await
             }
 
             async fn insert_audit_entry(
                 &mut self,
                 entry: &dashtam_domain::audit::AuditEntry,
                 head_seal: &str,
-            ) -> Result<(), dashtam_domain::ports::StoreError> {
-                // The `audit_log_moves_head` trigger makes this entry the sealed head.
-                sqlx::query(concat!(
-                    "INSERT INTO audit_log (",
-                    $crate::queries::audit_columns!(),
-                    ", head_seal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-                     $18, $19, $20)"
-                ))
-                .bind(entry.seq)
-                .bind(entry.id)
-                .bind($crate::rows::utc(entry.occurred_at))
-                .bind(&entry.action)
-                .bind(entry.outcome.as_str())
-                .bind(entry.user_id)
-                .bind(&entry.actor)
-                .bind(&entry.resource_type)
-                .bind(&entry.resource_id)
-                .bind(&entry.request_id)
-                .bind(entry.session_id)
-                .bind(&entry.method)
-                .bind(&entry.route)
-                .bind(&entry.path)
-                .bind(&entry.ip_address)
-                .bind(&entry.user_agent)
-                .bind(&entry.trace_id)
-                .bind(&entry.details)
-                .bind(&entry.hash)
-                .bind(head_seal)
-                .execute(&mut *self.tx)
-                .await
-                .map(drop)
-                .map_err($crate::errors::store_error)
+            ) -> Result<bool, dashtam_domain::ports::StoreError> {
+                self.store_audit_entry(entry, head_seal).await
             }
 
             async fn purge_audit_through(
@@ -932,4 +894,33 @@ macro_rules! audit_columns {
     };
 }
 
-pub(crate) use {audit_columns, impl_store_ports, refresh_token_columns, session_columns, user_columns};
+/// Binds an audit entry's columns, in [`audit_columns`] order, then its head seal.
+macro_rules! bind_audit_entry {
+    ($query:expr, $entry:expr, $head_seal:expr) => {
+        $query
+            .bind($entry.seq)
+            .bind($entry.id)
+            .bind($crate::rows::utc($entry.occurred_at))
+            .bind(&$entry.action)
+            .bind($entry.outcome.as_str())
+            .bind($entry.user_id)
+            .bind(&$entry.actor)
+            .bind(&$entry.resource_type)
+            .bind(&$entry.resource_id)
+            .bind(&$entry.request_id)
+            .bind($entry.session_id)
+            .bind(&$entry.method)
+            .bind(&$entry.route)
+            .bind(&$entry.path)
+            .bind(&$entry.ip_address)
+            .bind(&$entry.user_agent)
+            .bind(&$entry.trace_id)
+            .bind(&$entry.details)
+            .bind(&$entry.hash)
+            .bind($head_seal)
+    };
+}
+
+pub(crate) use {
+    audit_columns, bind_audit_entry, impl_store_ports, refresh_token_columns, session_columns, user_columns,
+};

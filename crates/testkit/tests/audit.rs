@@ -335,3 +335,39 @@ async fn purging_keeps_the_rest_verifiable_and_concurrent_writers_keep_one_chain
         assert_eq!(report.entries, 21);
     }
 }
+
+/// The SQLite store remembers the chain head it wrote last instead of reading it back inside every audited
+/// transaction. That hint must never fork the chain: not after an append whose transaction rolled back, and
+/// not when another process (here: a second pool on the same file) appends in between.
+#[tokio::test]
+async fn a_remembered_head_never_forks_the_chain_after_a_rollback_or_another_writer() {
+    use std::sync::Arc;
+
+    use dashtam_adapters::audit_seal::HmacChainSealer;
+    use dashtam_adapters::opaque_tokens::{OpaqueTokens, generate_secret_base64};
+    use dashtam_domain::audit::{AuditAction, AuditEvent, AuditLog, AuditOutcome};
+    use dashtam_domain::clock::SystemClock;
+
+    let file = TestDatabase::sqlite();
+    let (this_process, other_process) = (file.open().await, file.open().await);
+    let tokens = OpaqueTokens::from_base64(&generate_secret_base64(32).expect("randomness")).expect("key");
+    let sealer = Arc::new(HmacChainSealer::new(&tokens));
+    let ours = AuditLog::new(this_process.store(), sealer.clone(), Arc::new(SystemClock));
+    let theirs = AuditLog::new(other_process.store(), sealer, Arc::new(SystemClock));
+    let context = RequestContext::command_line("test");
+    let event = |step: u32| AuditEvent::new(AuditAction::KeysRotated, AuditOutcome::Success).detail("step", step);
+
+    ours.record(&context, event(1)).await.expect("first entry");
+    let mut rolled_back = this_process.store().begin().await.expect("begin");
+    ours.append(&mut rolled_back, &context, event(2)).await.expect("append, never committed");
+    drop(rolled_back);
+    ours.record(&context, event(3)).await.expect("after the rollback");
+    theirs.record(&context, event(4)).await.expect("the other process");
+    ours.record(&context, event(5)).await.expect("after the other process");
+
+    let report = ours.verify().await.expect("one unbroken chain");
+    assert_eq!((report.entries, report.head.seq), (4, 4), "entries 1, 3, 4 and 5, in that order");
+    let newest_first = ours.query(&AuditQuery { limit: 10, ..AuditQuery::default() }).await.expect("list");
+    let steps: Vec<&str> = newest_first.iter().map(|entry| entry.details.as_str()).collect();
+    assert_eq!(steps, [r#"{"step":5}"#, r#"{"step":4}"#, r#"{"step":3}"#, r#"{"step":1}"#]);
+}
