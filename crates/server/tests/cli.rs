@@ -223,6 +223,38 @@ fn secrets_can_come_from_files() {
     );
 }
 
+#[test]
+fn otel_settings_are_checked_at_start_up() {
+    let dir = TempDir::new().expect("temp dir");
+    for (endpoint, problem) in [
+        ("not a url", "DASHTAM_OTEL__ENDPOINT (otel.endpoint): "),
+        ("ftp://collector:4318", "DASHTAM_OTEL__ENDPOINT (otel.endpoint): must be an http:// or https:// URL"),
+    ] {
+        let output = run(dashtam(dir.path()).args(["config", "check"]).env("DASHTAM_OTEL__ENDPOINT", endpoint));
+        assert_eq!(output.status.code(), Some(2), "{endpoint}");
+        assert!(stderr(&output).contains(problem), "{endpoint}: {}", stderr(&output));
+    }
+    let output = run(dashtam(dir.path()).args(["config", "check"]).env("DASHTAM_OTEL__SAMPLE_RATIO", "2"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("DASHTAM_OTEL__SAMPLE_RATIO (otel.sample_ratio)"), "{}", stderr(&output));
+}
+
+/// Asked to export traces it cannot, a build without the feature refuses to start rather than run untraced.
+#[cfg(not(feature = "otel"))]
+#[test]
+fn a_build_without_the_otel_feature_refuses_otel_enabled() {
+    let dir = TempDir::new().expect("temp dir");
+    let served = run(dashtam(dir.path()).env("DASHTAM_OTEL__ENABLED", "true"));
+    assert_eq!(served.status.code(), Some(2));
+    let message = stderr(&served);
+    assert!(
+        message
+            .contains("DASHTAM_OTEL__ENABLED (otel.enabled): this dashtam was built without the `otel` cargo feature"),
+        "{message}"
+    );
+    assert!(!dir.path().join("data").exists(), "nothing is created before configuration is valid");
+}
+
 fn migrate(dir: &Path, database_url: &str, args: &[&str]) -> String {
     let output = run(dashtam(dir).arg("migrate").args(args).env("DASHTAM_DATABASE_URL", database_url));
     assert!(output.status.success(), "migrate {args:?}: {}", stderr(&output));
