@@ -1213,7 +1213,7 @@ mod tests {
             ("DASHTAM_OTEL__ENDPOINT", "collector:4318"),
             ("DASHTAM_OTEL__ENDPOINT", "grpc://collector:4317"),
             ("DASHTAM_OTEL__ENDPOINT", "http://collector:4318/?token=x"),
-            ("DASHTAM_OTEL__ENDPOINT", "http://user:secret@collector:4318"),
+            ("DASHTAM_OTEL__ENDPOINT", "http://user:secret@collector:4318"), // pragma: allowlist secret
             ("DASHTAM_OTEL__SERVICE_NAME", " "),
             ("DASHTAM_OTEL__SAMPLE_RATIO", "1.5"),
             ("DASHTAM_OTEL__SAMPLE_RATIO", "-0.1"),

@@ -24,6 +24,7 @@ use tempfile::TempDir;
 
 const ADMIN_EMAIL: &str = "admin@example.com";
 const ADMIN_PASSWORD: &str = "a sufficiently long passphrase";
+const WRONG_PASSWORD: &str = "not the right passphrase";
 const LOGIN_PATH: &str = "/api/v1/auth/login";
 
 /// A span as the collector received it.
@@ -143,7 +144,7 @@ fn with_admin() -> TempDir {
 async fn failed_login(server: &Server, traceparent: Option<&str>) -> String {
     let mut request = reqwest::Client::new()
         .post(format!("http://{}{LOGIN_PATH}", server.address))
-        .json(&json!({"email": ADMIN_EMAIL, "password": "not the right passphrase"}));
+        .json(&json!({"email": ADMIN_EMAIL, "password": WRONG_PASSWORD}));
     if let Some(traceparent) = traceparent {
         request = request.header("traceparent", traceparent);
     }
