@@ -1,5 +1,5 @@
 //! The [`Context`] extractor: what the domain records about a request (its id, route, client address and
-//! user agent) for sessions and the audit log.
+//! user agent, and its trace id when OpenTelemetry is on) for sessions and the audit log.
 
 use std::net::SocketAddr;
 
@@ -40,7 +40,7 @@ pub fn request_context(parts: &Parts) -> RequestContext {
             .get(header::USER_AGENT)
             .and_then(|value| value.to_str().ok())
             .map(|agent| truncate_user_agent(agent).to_owned()),
-        trace_id: None,
+        trace_id: crate::telemetry::current_trace_id(),
     }
 }
 

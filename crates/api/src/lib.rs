@@ -18,6 +18,7 @@ pub mod rate_limit;
 pub mod request_context;
 pub mod sessions;
 pub mod state;
+pub mod telemetry;
 
 use std::any::Any;
 use std::sync::Arc;

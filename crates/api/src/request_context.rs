@@ -1,5 +1,6 @@
-//! The outermost middleware: gives every request an id, a log span and a finished-request log line, and
-//! makes every error response a problem document carrying that id.
+//! The outermost middleware: gives every request an id, a log span (an exported trace span when OpenTelemetry
+//! is on, see [`crate::telemetry`]) and a finished-request log line, and makes every error response a problem
+//! document carrying that id.
 
 use std::time::Instant;
 
@@ -10,6 +11,7 @@ use axum::response::Response;
 use tracing::Instrument;
 
 use crate::problem::Problem;
+use crate::telemetry;
 
 /// The request id header, echoed when the caller sent a well-formed one.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -61,7 +63,12 @@ pub async fn request_context(mut request: Request, next: Next) -> Response {
         request_id = request_id.as_str(),
         method = %method,
         route = route.as_deref().unwrap_or("unmatched"),
+        // Filled in by the OpenTelemetry hook when tracing is on; fields left empty are not logged.
+        trace_id = tracing::field::Empty,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
     );
+    telemetry::start_request(&span, request.headers(), &method, route.as_deref());
 
     let mut response = next.run(request).instrument(span.clone()).await;
 
@@ -75,6 +82,7 @@ pub async fn request_context(mut request: Request, next: Next) -> Response {
     }
 
     let status = response.status();
+    telemetry::finish_request(&span, status);
     span.in_scope(|| {
         let elapsed_ms = started.elapsed().as_secs_f64() * 1_000.0;
         if status.is_server_error() {

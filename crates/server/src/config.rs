@@ -49,6 +49,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "sync",
     "imports",
     "http",
+    "otel",
 ];
 
 /// Settings that may be given as a file path in `<NAME>_FILE` (container secrets, systemd credentials).
@@ -131,6 +132,8 @@ pub struct Config {
     pub imports: ImportsConfig,
     /// `[http]`: outbound provider calls.
     pub http: HttpClientConfig,
+    /// `[otel]`: OpenTelemetry trace export.
+    pub otel: OtelConfig,
 }
 
 impl Default for Config {
@@ -161,6 +164,7 @@ impl Default for Config {
             sync: SyncConfig::default(),
             imports: ImportsConfig::default(),
             http: HttpClientConfig::default(),
+            otel: OtelConfig::default(),
         }
     }
 }
@@ -488,6 +492,44 @@ impl Default for HttpClientConfig {
     }
 }
 
+/// `[otel]`: OpenTelemetry. Request spans are exported over OTLP/HTTP (protobuf) to a collector; only a binary
+/// built with the `otel` cargo feature can do it.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtelConfig {
+    /// `DASHTAM_OTEL__ENABLED`.
+    pub enabled: bool,
+    /// `DASHTAM_OTEL__ENDPOINT`: the collector's OTLP/HTTP base URL; spans are posted to `<endpoint>/v1/traces`.
+    pub endpoint: Url,
+    /// `DASHTAM_OTEL__SERVICE_NAME`: the `service.name` resource attribute.
+    pub service_name: String,
+    /// `DASHTAM_OTEL__SAMPLE_RATIO`: the share (0–1) of traces started here that are recorded; a caller's
+    /// `traceparent` decision is followed.
+    pub sample_ratio: f64,
+}
+
+impl Default for OtelConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            // The OTLP/HTTP port the OpenTelemetry Collector listens on by default.
+            endpoint: Url::parse("http://127.0.0.1:4318").unwrap_or_else(|_| unreachable!("constant URL")),
+            service_name: "dashtam".to_owned(),
+            sample_ratio: 1.0,
+        }
+    }
+}
+
+impl OtelConfig {
+    /// Where spans are posted: the endpoint with the OTLP/HTTP traces path appended to its path.
+    pub fn traces_url(&self) -> Url {
+        let mut url = self.endpoint.clone();
+        let path = format!("{}/v1/traces", url.path().trim_end_matches('/'));
+        url.set_path(&path);
+        url
+    }
+}
+
 /// Configuration could not be loaded or broke a rule. Displays as one message listing every problem.
 #[derive(Debug, thiserror::Error)]
 pub struct ConfigError {
@@ -664,6 +706,32 @@ impl Config {
         }
         if !matches!(self.schwab.base_url.scheme(), "http" | "https") {
             refuse("schwab.base_url", "must be an http:// or https:// URL".into());
+        }
+        // Checked with or without the feature, so a configuration is judged the same by every build.
+        if self.otel.enabled && !cfg!(feature = "otel") {
+            refuse(
+                "otel.enabled",
+                "this dashtam was built without the `otel` cargo feature, so it cannot export traces: \
+                 rebuild with `--features otel` or set it to false"
+                    .into(),
+            );
+        }
+        let endpoint = &self.otel.endpoint;
+        if !matches!(endpoint.scheme(), "http" | "https") || endpoint.host_str().is_none_or(str::is_empty) {
+            refuse("otel.endpoint", "must be an http:// or https:// URL with a host".into());
+        }
+        if endpoint.query().is_some() || endpoint.fragment().is_some() {
+            refuse("otel.endpoint", "must not have a query or fragment".into());
+        }
+        if !endpoint.username().is_empty() || endpoint.password().is_some() {
+            refuse("otel.endpoint", "must not carry credentials: give them in OTEL_EXPORTER_OTLP_HEADERS".into());
+        }
+        let service_name = self.otel.service_name.trim();
+        if service_name.is_empty() || service_name.len() > 255 || service_name != self.otel.service_name {
+            refuse("otel.service_name", "must be 1–255 characters without surrounding spaces".into());
+        }
+        if !(0.0..=1.0).contains(&self.otel.sample_ratio) {
+            refuse("otel.sample_ratio", "must be between 0 and 1".into());
         }
 
         if self.env == Environment::Production {
@@ -1122,6 +1190,51 @@ mod tests {
             }
         }
         assert!(config.to_redacted_toml().contains("redis://:[redacted]@cache:6379/0"));
+    }
+
+    #[test]
+    fn otel_settings_are_read_and_checked() {
+        let defaults = load(&[]).expect("defaults are valid");
+        assert!(!defaults.otel.enabled);
+        assert_eq!((defaults.otel.service_name.as_str(), defaults.otel.sample_ratio), ("dashtam", 1.0));
+        assert_eq!(defaults.otel.traces_url().as_str(), "http://127.0.0.1:4318/v1/traces");
+
+        let config = load(&[
+            ("DASHTAM_OTEL__ENDPOINT", "https://collector.internal:4318/otlp/"),
+            ("DASHTAM_OTEL__SERVICE_NAME", "dashtam-eu"),
+            ("DASHTAM_OTEL__SAMPLE_RATIO", "0.25"),
+        ])
+        .expect("valid");
+        assert_eq!(config.otel.traces_url().as_str(), "https://collector.internal:4318/otlp/v1/traces");
+        assert_eq!((config.otel.service_name.as_str(), config.otel.sample_ratio), ("dashtam-eu", 0.25));
+        assert_eq!(load(&[("DASHTAM_OTEL__SAMPLE_RATIO", "0")]).expect("valid").otel.sample_ratio, 0.0);
+
+        for (name, value) in [
+            ("DASHTAM_OTEL__ENDPOINT", "collector:4318"),
+            ("DASHTAM_OTEL__ENDPOINT", "grpc://collector:4317"),
+            ("DASHTAM_OTEL__ENDPOINT", "http://collector:4318/?token=x"),
+            ("DASHTAM_OTEL__ENDPOINT", "http://user:secret@collector:4318"), // pragma: allowlist secret
+            ("DASHTAM_OTEL__SERVICE_NAME", " "),
+            ("DASHTAM_OTEL__SAMPLE_RATIO", "1.5"),
+            ("DASHTAM_OTEL__SAMPLE_RATIO", "-0.1"),
+            ("DASHTAM_OTEL__SAMPLE_RATIO", "often"),
+            ("DASHTAM_OTEL__EXPORTER", "grpc"),
+        ] {
+            let found = problems(&[(name, value)]);
+            assert_eq!(found.len(), 1, "{name}={value}: {found:?}");
+            assert!(found[0].starts_with(&format!("{name} (")), "{name}={value}: {found:?}");
+        }
+
+        // A build without the feature cannot do what `enabled` asks, and says so instead of ignoring it.
+        let enabled = load(&[("DASHTAM_OTEL__ENABLED", "true")]);
+        if cfg!(feature = "otel") {
+            assert!(enabled.expect("valid with the feature").otel.enabled);
+        } else {
+            let found = enabled.expect_err("refused without the feature").problems().to_vec();
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert!(found[0].starts_with("DASHTAM_OTEL__ENABLED (otel.enabled): "), "{found:?}");
+            assert!(found[0].contains("without the `otel` cargo feature"), "{found:?}");
+        }
     }
 
     #[test]

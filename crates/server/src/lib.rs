@@ -8,6 +8,7 @@ pub mod import;
 pub mod keys;
 pub mod logging;
 pub mod rate_limit_config;
+pub mod telemetry;
 pub mod tokens;
 pub mod users;
 

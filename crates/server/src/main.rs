@@ -160,7 +160,7 @@ fn keys_command(command: &KeysCommand) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, no_migrate: bool) -> anyhow::Result<()> {
-    logging::init(&config)?;
+    let telemetry = logging::init_serving(&config)?;
     let database = app::open_database(&config).await?;
     if !no_migrate {
         let applied = database.migrate_up().await.context("migrating the database")?;
@@ -217,6 +217,10 @@ async fn serve(config: Config, no_migrate: bool) -> anyhow::Result<()> {
         tracing::error!(%error, "audit maintenance ended abnormally");
     }
     store.close().await;
+    // The spans of the last requests are still buffered; exporting them blocks, so off the async workers.
+    if let Err(error) = tokio::task::spawn_blocking(move || telemetry.shutdown()).await {
+        tracing::error!(%error, "flushing OpenTelemetry ended abnormally");
+    }
     tracing::info!("stopped");
     served
 }

@@ -1,24 +1,14 @@
 //! The `dashtam` binary as an operator uses it: configuration checks and refusals, migrations, and serving
 //! until SIGTERM. Each test runs the real executable in a temporary directory with a clean environment.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use support::{Server, dashtam, user_command};
 use tempfile::TempDir;
-
-/// `dashtam` in `dir`, with no `DASHTAM_*` variable inherited from the test's own environment.
-fn dashtam(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dashtam"));
-    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("DASHTAM_")) {
-        command.env_remove(name);
-    }
-    command.current_dir(dir).env("DASHTAM_LOG__FILTER", "info");
-    command
-}
 
 fn run(command: &mut Command) -> Output {
     command.output().expect("run dashtam")
@@ -233,6 +223,38 @@ fn secrets_can_come_from_files() {
     );
 }
 
+#[test]
+fn otel_settings_are_checked_at_start_up() {
+    let dir = TempDir::new().expect("temp dir");
+    for (endpoint, problem) in [
+        ("not a url", "DASHTAM_OTEL__ENDPOINT (otel.endpoint): "),
+        ("ftp://collector:4318", "DASHTAM_OTEL__ENDPOINT (otel.endpoint): must be an http:// or https:// URL"),
+    ] {
+        let output = run(dashtam(dir.path()).args(["config", "check"]).env("DASHTAM_OTEL__ENDPOINT", endpoint));
+        assert_eq!(output.status.code(), Some(2), "{endpoint}");
+        assert!(stderr(&output).contains(problem), "{endpoint}: {}", stderr(&output));
+    }
+    let output = run(dashtam(dir.path()).args(["config", "check"]).env("DASHTAM_OTEL__SAMPLE_RATIO", "2"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("DASHTAM_OTEL__SAMPLE_RATIO (otel.sample_ratio)"), "{}", stderr(&output));
+}
+
+/// Asked to export traces it cannot, a build without the feature refuses to start rather than run untraced.
+#[cfg(not(feature = "otel"))]
+#[test]
+fn a_build_without_the_otel_feature_refuses_otel_enabled() {
+    let dir = TempDir::new().expect("temp dir");
+    let served = run(dashtam(dir.path()).env("DASHTAM_OTEL__ENABLED", "true"));
+    assert_eq!(served.status.code(), Some(2));
+    let message = stderr(&served);
+    assert!(
+        message
+            .contains("DASHTAM_OTEL__ENABLED (otel.enabled): this dashtam was built without the `otel` cargo feature"),
+        "{message}"
+    );
+    assert!(!dir.path().join("data").exists(), "nothing is created before configuration is valid");
+}
+
 fn migrate(dir: &Path, database_url: &str, args: &[&str]) -> String {
     let output = run(dashtam(dir).arg("migrate").args(args).env("DASHTAM_DATABASE_URL", database_url));
     assert!(output.status.success(), "migrate {args:?}: {}", stderr(&output));
@@ -269,71 +291,32 @@ async fn migrations_round_trip_on_postgres() {
     tokio::task::spawn_blocking(move || migrations_round_trip(&database)).await.expect("round trip");
 }
 
-/// A running `dashtam serve`, killed if the test fails before stopping it.
-struct Server {
-    child: Child,
-    address: SocketAddr,
-}
-
-impl Server {
-    fn start(command: &mut Command) -> Self {
-        let mut child = command.env("DASHTAM_BIND", "127.0.0.1:0").stderr(Stdio::piped()).spawn().expect("spawn");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (found, address) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !sent && let Some(rest) = line.split("listening on http://").nth(1) {
-                    let address = rest.split_whitespace().next().unwrap_or_default().to_owned();
-                    sent = found.send(address).is_ok();
-                }
-            }
-        });
-        let address = address.recv_timeout(Duration::from_secs(30)).expect("server announced its address");
-        Self { child, address: address.parse().expect("a socket address") }
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        let response = std::process::Command::new("curl")
-            .args(["-s", "-o", "-", "-w", "\n%{http_code}", &format!("http://{}{path}", self.address)])
-            .output()
-            .expect("curl");
-        let text = String::from_utf8_lossy(&response.stdout).into_owned();
-        let (body, status) = text.rsplit_once('\n').unwrap_or_default();
-        (status.parse().unwrap_or(0), body.to_owned())
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().expect("send SIGTERM");
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(std::time::Instant::now() < deadline, "server did not stop after SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
+/// `GET path` on `server`: the status and the body.
+fn get(server: &Server, path: &str) -> (u16, String) {
+    let response = std::process::Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}", &format!("http://{}{path}", server.address)])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&response.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or_default();
+    (status.parse().unwrap_or(0), body.to_owned())
 }
 
 #[test]
 fn serves_sqlite_under_data_by_default_and_stops_cleanly_on_sigterm() {
     let dir = TempDir::new().expect("temp dir");
     let server = Server::start(&mut dashtam(dir.path()));
-    let (status, body) = server.get("/health");
+    let (status, body) = get(&server, "/health");
     assert_eq!((status, body.contains("\"ok\"")), (200, true), "{body}");
-    let (status, body) = server.get("/ready");
+    let (status, body) = get(&server, "/ready");
     assert_eq!(status, 200, "{body}");
     assert!(dir.path().join("data/dashtam.db").is_file(), "SQLite database created under ./data");
+    let log = server.log();
     let exit = server.terminate();
     assert!(exit.success(), "clean exit after SIGTERM: {exit:?}");
+    let lines = log.lines();
+    assert!(lines.iter().any(|line| line.contains("backend=\"sqlite\"")), "start-up names the backend: {lines:#?}");
+    assert!(lines.last().is_some_and(|line| line.ends_with("stopped")), "{lines:#?}");
 }
 
 #[tokio::test]
@@ -353,7 +336,7 @@ async fn two_instances_starting_together_on_one_postgres_both_come_up() {
             .collect();
         let servers: Vec<Server> = handles.into_iter().map(|handle| handle.join().expect("started")).collect();
         for server in &servers {
-            assert_eq!(server.get("/ready").0, 200);
+            assert_eq!(get(server, "/ready").0, 200);
         }
         for server in servers {
             assert!(server.terminate().success());
@@ -379,20 +362,6 @@ mod dashtam_testkit_free {
         url.query_pairs_mut().append_pair("options", &format!("-c search_path={schema}"));
         Some(url.to_string())
     }
-}
-
-fn user_command(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    use std::io::Write;
-    let mut child = dashtam(dir)
-        .arg("user")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-    child.wait_with_output().expect("wait")
 }
 
 #[test]
