@@ -667,6 +667,8 @@ bench_backend() {
 
     if selected "$LIMITED_ENDPOINT"; then
         start_server "-limited" "${LIMITER_ON[@]}"
+        # A new port is a new issuer (tokens name the server's public URL): sign in again.
+        log_in
         bench_endpoint "$LIMITED_ENDPOINT"
         stop_server
     fi
