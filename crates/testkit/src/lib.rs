@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod sandbox;
+pub mod services;
 
 use std::future::Future;
 use std::net::SocketAddr;
