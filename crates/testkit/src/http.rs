@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use dashtam_domain::password::Password;
@@ -31,10 +31,40 @@ pub async fn get_as(app: &TestApp, token: &str, path: &str) -> (StatusCode, Valu
 
 /// Sends a request; the status and the JSON answer (`null` when there is none).
 pub async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let answer = answer(request).await;
+    (answer.status, answer.body)
+}
+
+/// A response whole: status, headers and JSON body (`null` when there is none).
+#[derive(Debug)]
+pub struct Answer {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The JSON body, or `null`.
+    pub body: Value,
+}
+
+impl Answer {
+    /// A header holding a whole number (`Retry-After`, `X-RateLimit-*`).
+    pub fn header(&self, name: &str) -> Option<u64> {
+        self.header_text(name)?.parse().ok()
+    }
+
+    /// A header's text.
+    pub fn header_text(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)?.to_str().ok()
+    }
+}
+
+/// Sends a request and keeps its whole response.
+pub async fn answer(request: reqwest::RequestBuilder) -> Answer {
     let response = request.send().await.expect("request");
     let status = response.status();
+    let headers = response.headers().clone();
     let body = response.json().await.unwrap_or(Value::Null);
-    (status, body)
+    Answer { status, headers, body }
 }
 
 /// The decoded text of every email sent to `to`, oldest first.

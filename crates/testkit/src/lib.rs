@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod sandbox;
+pub mod services;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,7 +19,8 @@ use dashtam_api::AppState;
 use dashtam_domain::{Clock, SystemClock};
 use dashtam_server::Config;
 use dashtam_server::app;
-use dashtam_store::Database;
+use dashtam_store::{Database, PoolOptions};
+use secrecy::ExposeSecret;
 use sqlx::Connection;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -108,9 +110,14 @@ impl TestDatabase {
         }
     }
 
-    /// Opens it and applies every migration.
+    /// Opens it with the default pool and applies every migration.
     pub async fn open(&self) -> Database {
-        let database = Database::connect(&self.url, &dashtam_store::PoolOptions::default())
+        self.open_with(&PoolOptions::default()).await
+    }
+
+    /// Opens it with the pool `options` and applies every migration.
+    pub async fn open_with(&self, options: &PoolOptions) -> Database {
+        let database = Database::connect(&self.url, options)
             .await
             .unwrap_or_else(|error| panic!("open {:?} test database: {error}", self.backend));
         database.migrate_up().await.expect("migrate the test database");
@@ -152,6 +159,16 @@ pub fn test_config(data_dir: &Path, database: &TestDatabase) -> Config {
     // Test apps share the test Redis; each gets its own rate-limit buckets.
     config.rate_limit.redis_key_prefix = format!("test-{}", uuid::Uuid::now_v7().simple());
     config
+}
+
+/// Configures random keys, as an operator would: instances given the same configuration (see
+/// [`TestApp::spawn_peer`]) then accept each other's tokens and read each other's stored secrets, where keys
+/// generated per data directory would not.
+pub fn random_keys(config: &mut Config) {
+    let secret = || dashtam_adapters::opaque_tokens::generate_secret_base64(32).expect("randomness");
+    config.keys.signing = Some(format!("k1:{}", secret().expose_secret()).into());
+    config.keys.encryption = Some(format!("e1:{}", secret().expose_secret()).into());
+    config.keys.token_hash = Some(secret());
 }
 
 /// The real server, serving on 127.0.0.1 at an OS-chosen port, stopped when dropped.
@@ -201,7 +218,12 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind(config.bind).await.expect("bind 127.0.0.1:0");
         let address = listener.local_addr().expect("read the bound address");
         config.bind = address;
-        let opened = database.open().await;
+        // The configured pool, so tests of an unreachable database see its real acquire timeout.
+        let pool = PoolOptions {
+            max_connections: config.database.max_connections,
+            acquire_timeout: config.database.acquire_timeout,
+        };
+        let opened = database.open_with(&pool).await;
         let clock = Arc::new(AdjustableClock::default());
         let application = app::build_with_clock(&config, &opened, clock.clone()).expect("build the application");
         let state = application.state.clone();
@@ -232,6 +254,30 @@ impl TestApp {
             _test_database: database,
             _data_dir: data_dir,
         }
+    }
+
+    /// Another instance beside this one, as behind one load balancer: the same database, Redis (and rate-limit
+    /// buckets), keys and public URL (the tokens' issuer, and the sandbox's address); `configure` adjusts the
+    /// rest. This instance must have been spawned with configured keys ([`random_keys`]).
+    pub async fn spawn_peer(&self, configure: impl FnOnce(&mut Config)) -> Self {
+        assert!(self.config.keys.signing.is_some(), "spawn the first instance with configured keys (random_keys)");
+        let database = TestDatabase::unmanaged(self._test_database.url.clone(), self._test_database.backend);
+        let keys = &self.config.keys;
+        let keys = dashtam_server::config::KeysConfig {
+            signing: keys.signing.clone(),
+            encryption: keys.encryption.clone(),
+            token_hash: keys.token_hash.clone(),
+        };
+        let public_url = self.config.public_url();
+        let (redis_url, key_prefix) = (self.config.redis_url.clone(), self.config.rate_limit.redis_key_prefix.clone());
+        Self::spawn_configured(database, move |config| {
+            config.keys = keys;
+            config.public_url = Some(public_url);
+            config.redis_url = redis_url;
+            config.rate_limit.redis_key_prefix = key_prefix;
+            configure(config);
+        })
+        .await
     }
 
     /// The `.eml` files the file mail transport has written so far, oldest first.

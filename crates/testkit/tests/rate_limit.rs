@@ -4,8 +4,6 @@
 //! and Redis. Runs on SQLite and the in-process limiter, and — when `DASHTAM_TEST_DATABASE_URL` /
 //! `DASHTAM_TEST_REDIS_URL` are set — on PostgreSQL and Redis.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -14,9 +12,10 @@ use axum::routing::{get, post};
 use dashtam_domain::rate_limit::{FailurePolicy, RateLimitScope, RateLimitViolation};
 use dashtam_server::Config;
 use dashtam_server::config::RuleConfig;
+use dashtam_testkit::http::{Answer, answer as send};
+use dashtam_testkit::services::{RedisServer, vacant_port};
 use dashtam_testkit::{Backend, TestApp, TestDatabase};
-use reqwest::header::HeaderMap;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const VERIFY_EMAIL: &str = "/api/v1/auth/verify-email";
 const PROVIDER_ID: &str = "0193a5f0-7c2e-7d4e-9c1a-2b3c4d5e6f70";
@@ -35,26 +34,6 @@ fn limit(name: &str, burst: u32, rate: &str) -> RuleConfig {
 
 async fn spawn(configure: impl FnOnce(&mut Config)) -> TestApp {
     TestApp::spawn_configured(TestDatabase::preferred().await, configure).await
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<u64> {
-        self.headers.get(name).and_then(|value| value.to_str().ok()?.parse().ok())
-    }
-}
-
-async fn send(request: reqwest::RequestBuilder) -> Answer {
-    let response = request.send().await.expect("request");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.json().await.unwrap_or(Value::Null);
-    Answer { status, headers, body }
 }
 
 /// `POST /verify-email` with a token that does not exist: cheap, and answered `400` when admitted.
@@ -335,69 +314,21 @@ async fn signed_in_users_are_counted_by_user_not_by_address() {
     assert!(identifiers.contains(&"ip:127.0.0.1"), "{identifiers:?}");
 }
 
-/// A Redis server of this test's own, to stop mid-test.
-struct OwnRedis {
-    child: Option<Child>,
-    url: String,
-}
-
-impl OwnRedis {
-    /// Starts `redis-server` on a free port; when it is not installed, stands for a Redis that is already
-    /// gone (a closed port), which exercises the same failure path.
-    async fn start() -> Self {
-        let port =
-            TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("free port").port();
-        let url = format!("redis://127.0.0.1:{port}");
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok();
-        if child.is_none() {
-            eprintln!("redis-server is not installed: testing against a closed port instead");
-            return Self { child, url };
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Self { child, url }
-    }
-
-    fn is_running(&self) -> bool {
-        self.child.is_some()
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 async fn with_redis_stopped(policy: FailurePolicy) -> (TestApp, Answer, Duration) {
-    let mut redis = OwnRedis::start().await;
-    let url = redis.url.clone();
+    // Without redis-server installed, a closed port stands for a Redis already gone: the same failure path.
+    let mut redis = RedisServer::try_start().await;
+    let url = redis.as_ref().map_or_else(|| format!("redis://127.0.0.1:{}", vacant_port()), RedisServer::url);
     let app = spawn(move |config| {
         config.redis_url = Some(url.into());
         config.rate_limit.failure_policy = policy;
     })
     .await;
-    if redis.is_running() {
+    if let Some(redis) = redis.as_mut() {
         let answer = verify_email(&app, None).await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
         assert!(answer.header("x-ratelimit-limit").is_some(), "checked in Redis while it runs");
+        redis.kill();
     }
-    redis.stop();
     let started = Instant::now();
     let answer = verify_email(&app, None).await;
     let elapsed = started.elapsed();

@@ -8,8 +8,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use dashtam_testkit::http::*;
 use dashtam_testkit::sandbox::{answer_consent, set_sandbox, user_with_sandbox};
-use dashtam_testkit::{TestApp, TestDatabase};
-use secrecy::ExposeSecret;
+use dashtam_testkit::{TestApp, TestDatabase, random_keys};
 use serde_json::json;
 
 /// Instance A, and instance B sharing its database, Redis, keys and public URL (which the sandbox provider and
@@ -17,22 +16,13 @@ use serde_json::json;
 async fn two_instances() -> Option<(TestApp, TestApp)> {
     dashtam_testkit::redis_url()?;
     let database = TestDatabase::postgres().await?;
-    let shared = TestDatabase::unmanaged(database.url.clone(), database.backend);
-    let secret = || dashtam_adapters::opaque_tokens::generate_secret_base64(32).expect("randomness");
-    let (signing, encryption, token_hash) = (secret(), secret(), secret());
-    let keys = move |config: &mut dashtam_server::Config| {
-        config.rate_limit.enabled = false;
-        config.keys.signing = Some(format!("k1:{}", signing.expose_secret()).into());
-        config.keys.encryption = Some(format!("e1:{}", encryption.expose_secret()).into());
-        config.keys.token_hash = Some(token_hash.clone());
-    };
-    let first = TestApp::spawn_configured(database, keys.clone()).await;
-    let public_url = first.url("/");
-    let second = TestApp::spawn_configured(shared, move |config| {
-        keys(config);
-        config.public_url = Some(public_url.parse().expect("url"));
+    let unlimited = |config: &mut dashtam_server::Config| config.rate_limit.enabled = false;
+    let first = TestApp::spawn_configured(database, |config| {
+        random_keys(config);
+        unlimited(config);
     })
     .await;
+    let second = first.spawn_peer(unlimited).await;
     Some((first, second))
 }
 
