@@ -116,6 +116,11 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     // Syntax first: a typed parse stops at the first shape mismatch and would call `[1,2` a wrong type
     // rather than broken JSON. Bodies are small (64 KiB at most), so the extra pass is cheap.
     serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|error| malformed(&error))?;
+    // Every body is an object, but a derived struct also deserialises from an array of its fields in order
+    // (`["a", null]`), a shape no document describes; well-formed JSON starts with its value's first byte.
+    if body.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Problem::validation(vec![FieldError::new("", "invalid_type", "the body must be a JSON object")]));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let field = field_path(error.path());
@@ -251,8 +256,11 @@ mod tests {
             (wrong_type.errors()[0].field.as_str(), wrong_type.errors()[0].code.as_ref()),
             ("name", "invalid_type")
         );
-        let not_an_object = problem_for("42");
-        assert_eq!(not_an_object.code(), "validation_failed");
+        for not_an_object in ["42", "null", "\"a\"", r#"["a", null, null]"#, " [] "] {
+            let problem = problem_for(not_an_object);
+            assert_eq!(problem.code(), "validation_failed", "{not_an_object}");
+            assert_eq!(problem.errors()[0].code, "invalid_type", "{not_an_object}");
+        }
     }
 
     #[test]
