@@ -18,7 +18,7 @@ use dashtam_domain::money::Decimal;
 use dashtam_domain::providers::ProviderId;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use time::macros::format_description;
+use time::macros::{date, format_description};
 use time::{Date, Duration, OffsetDateTime};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -973,7 +973,9 @@ pub(crate) async fn net_worth(
 ) -> Result<Json<NetWorthResponse>, Problem> {
     let interval = validated(|errors| query.interval(errors))?;
     let to = query.to.map_or_else(|| state.ledger.today(), bound_date);
-    let from = query.from.map_or_else(|| to - Duration::days(DEFAULT_NET_WORTH_DAYS), bound_date);
+    // The default window stops at the first day the API can write (year 0000), as an explicit `from` does.
+    let default_from = || (to - Duration::days(DEFAULT_NET_WORTH_DAYS)).max(date!(0000 - 01 - 01));
+    let from = query.from.map_or_else(default_from, bound_date);
     if most_points(from, to, interval) > MAX_NET_WORTH_POINTS {
         let message = format!(
             "the series would have more than {MAX_NET_WORTH_POINTS} points; narrow `from`…`to` or use a longer interval"
@@ -986,8 +988,6 @@ pub(crate) async fn net_worth(
 
 #[cfg(test)]
 mod tests {
-    use time::macros::date;
-
     use super::*;
 
     #[test]

@@ -111,6 +111,15 @@ async fn ranges_at_the_edges_of_the_calendar_are_answered() {
         let (status, body) = get_as(&app, &token, &query).await;
         assert_eq!(status, StatusCode::OK, "{query}: {body}");
     }
+    // The default window before a `to` in year 0000 used to reach back into year -1, dates no client can read.
+    let (_, early) = get_as(&app, &token, "/api/v1/net-worth?to=0000-01-01T00:30:00%2B00:30&interval=week").await;
+    let dates: Vec<&str> = early["items"][0]["series"]
+        .as_array()
+        .expect("series")
+        .iter()
+        .map(|point| point["date"].as_str().expect("date"))
+        .collect();
+    assert_eq!(dates, ["0000-01-01"], "{early}");
     let (_, balances) = get_as(&app, &token, &format!("/api/v1/accounts/{account}/balances?to=9999-12-31")).await;
     let (_, all) = get_as(&app, &token, &format!("/api/v1/accounts/{account}/balances")).await;
     assert_eq!(balances, all, "an open end and the last day there is are the same window");
