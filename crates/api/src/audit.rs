@@ -18,14 +18,13 @@ use crate::auth::AdminUser;
 use crate::datetime::{DateOrTimestamp, Timestamp};
 use crate::extract::{ValidQuery, Validate};
 use crate::problem::{FieldError, Problem, ProblemDocument};
+use crate::request_context::is_acceptable_request_id;
 use crate::state::AppState;
 
 /// Entries per page when `limit` is not given.
 const DEFAULT_LIMIT: u32 = 50;
 /// The most entries one page holds.
 const MAX_LIMIT: u32 = 200;
-/// The longest `request_id` filter (request ids are at most 64 characters).
-const MAX_REQUEST_ID: usize = 64;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_audit_logs))
@@ -39,16 +38,19 @@ pub struct AuditLogQuery {
     /// Entries about this user.
     user_id: Option<Uuid>,
     /// Entries with this action, e.g. `auth.login`.
+    #[param(schema_with = crate::field_schemas::audit_action)]
     action: Option<String>,
     /// Entries at or after this instant (a date means its start, UTC).
-    #[param(value_type = Option<String>)]
+    #[param(schema_with = from_schema)]
     from: Option<DateOrTimestamp>,
     /// Entries before this instant (a date includes that whole day, UTC).
-    #[param(value_type = Option<String>)]
+    #[param(schema_with = to_schema)]
     to: Option<DateOrTimestamp>,
-    /// Entries of one request (its `X-Request-ID`).
+    /// Entries of one request (its `X-Request-ID`: 1–64 characters of `A-Z a-z 0-9 . _ -`).
+    #[param(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     request_id: Option<String>,
     /// Entries per page, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -62,10 +64,9 @@ impl Validate for AuditLogQuery {
         {
             errors.push(FieldError::new("action", "unknown_action", "not a known audit action"));
         }
-        if let Some(request_id) = &self.request_id
-            && (request_id.is_empty() || request_id.len() > MAX_REQUEST_ID)
-        {
-            errors.push(FieldError::new("request_id", "invalid", "must be 1–64 characters"));
+        // Only what a request id can be: anything else matches no entry, and says so.
+        if self.request_id.as_deref().is_some_and(|request_id| !is_acceptable_request_id(request_id)) {
+            errors.push(FieldError::new("request_id", "invalid", "must be 1–64 characters of A-Z a-z 0-9 . _ -"));
         }
         if self.limit.is_some_and(|limit| !(1..=MAX_LIMIT).contains(&limit)) {
             errors.push(FieldError::new("limit", "out_of_range", format!("must be between 1 and {MAX_LIMIT}")));
@@ -80,6 +81,14 @@ impl Validate for AuditLogQuery {
         }
         if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
+}
+
+fn from_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    crate::field_schemas::date_or_timestamp("Entries at or after this instant (a date means its start, UTC).")
+}
+
+fn to_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    crate::field_schemas::date_or_timestamp("Entries before this instant (a date includes that whole day, UTC).")
 }
 
 fn start_of(bound: DateOrTimestamp) -> OffsetDateTime {

@@ -71,7 +71,7 @@ where
                     .with_detail("The request body could not be read.")
             }
         })?;
-        let value: T = parse_json(&body)?;
+        let value: T = parse_json_object(&body)?;
         value.validate().map_err(Problem::validation)?;
         Ok(Self(value))
     }
@@ -109,13 +109,33 @@ fn has_json_content_type(request: &Request) -> bool {
 /// Deserialises a JSON body, telling malformed JSON (`400`) apart from well-formed JSON of the wrong shape
 /// (`422`, with the offending field named).
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
-    let malformed = |error: &serde_json::Error| {
+    check_syntax(body)?;
+    parse_checked(body)
+}
+
+/// [`parse_json`] for a request body, which is always a JSON object here: a derived struct would also
+/// deserialise from the array of its fields in order (`["a", null]`), a shape no document describes, so
+/// anything but an object is `422` with code `invalid_type`.
+pub fn parse_json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    check_syntax(body)?;
+    // Well-formed JSON starts with its value's first byte.
+    if body.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Problem::validation(vec![FieldError::new("", "invalid_type", "the body must be a JSON object")]));
+    }
+    parse_checked(body)
+}
+
+/// Syntax first: a typed parse stops at the first shape mismatch and would call `[1,2` a wrong type rather
+/// than broken JSON. Bodies are small (64 KiB at most), so the extra pass is cheap.
+fn check_syntax(body: &[u8]) -> Result<(), Problem> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(body).map(drop).map_err(|error| {
         Problem::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON")
             .with_detail(format!("The body is not valid JSON: {error}."))
-    };
-    // Syntax first: a typed parse stops at the first shape mismatch and would call `[1,2` a wrong type
-    // rather than broken JSON. Bodies are small (64 KiB at most), so the extra pass is cheap.
-    serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|error| malformed(&error))?;
+    })
+}
+
+/// The typed parse of a body whose syntax was checked.
+fn parse_checked<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let field = field_path(error.path());
@@ -251,8 +271,11 @@ mod tests {
             (wrong_type.errors()[0].field.as_str(), wrong_type.errors()[0].code.as_ref()),
             ("name", "invalid_type")
         );
-        let not_an_object = problem_for("42");
-        assert_eq!(not_an_object.code(), "validation_failed");
+        for not_an_object in ["42", "null", "\"a\"", r#"["a", null, null]"#, " [] "] {
+            let problem = parse_json_object::<Body>(not_an_object.as_bytes()).expect_err("must be rejected");
+            assert_eq!(problem.code(), "validation_failed", "{not_an_object}");
+            assert_eq!(problem.errors()[0].code, "invalid_type", "{not_an_object}");
+        }
     }
 
     #[test]

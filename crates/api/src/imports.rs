@@ -76,8 +76,9 @@ pub struct ImportListResponse {
     items: Vec<ImportResponse>,
 }
 
-/// The multipart form of `POST /imports`, for the OpenAPI document.
+/// The multipart form of `POST /imports`, for the OpenAPI document. Other parts are refused.
 #[derive(Debug, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[expect(dead_code, reason = "describes the multipart form in the OpenAPI document; the handler reads the parts")]
 pub struct ImportForm {
     /// The statement file.
@@ -127,6 +128,7 @@ fn unsupported(detail: &str) -> Problem {
     request_body(content = ImportForm, content_type = "multipart/form-data"),
     responses(
         (status = 201, body = ImportResponse),
+        (status = 400, description = "malformed_multipart: the form cannot be read", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "account_id is not one of the caller's accounts", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "the file is larger than the configured limit", body = ProblemDocument, content_type = "application/problem+json"),

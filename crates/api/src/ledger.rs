@@ -18,7 +18,7 @@ use dashtam_domain::money::Decimal;
 use dashtam_domain::providers::ProviderId;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use time::macros::format_description;
+use time::macros::{date, format_description};
 use time::{Date, Duration, OffsetDateTime};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -28,6 +28,7 @@ use uuid::Uuid;
 use crate::auth::AuthUser;
 use crate::datetime::{DateOrTimestamp, Timestamp};
 use crate::extract::{PathId, ValidQuery, Validate};
+use crate::field_schemas;
 use crate::problem::{FieldError, Problem, ProblemDocument};
 use crate::state::AppState;
 
@@ -51,6 +52,9 @@ const MAX_LIMIT: u32 = 500;
 const MAX_SEARCH_CHARS: usize = 200;
 /// The net-worth window when `from` is not given.
 const DEFAULT_NET_WORTH_DAYS: i64 = 90;
+/// The most points a net-worth series may have: ten years by day (seventy by week, three centuries by month).
+/// Without a bound one request for `0000-01-01`…`9999-12-31` by day would build a 150 MB answer.
+const MAX_NET_WORTH_POINTS: i64 = 3660;
 
 fn date_text(date: Date) -> String {
     date.format(format_description!("[year]-[month]-[day]")).unwrap_or_default()
@@ -87,10 +91,23 @@ fn choices<T: Copy>(all: &[T], name: impl Fn(T) -> &'static str) -> String {
 }
 
 fn parse_decimal(field: &'static str, text: Option<&str>, errors: &mut Vec<FieldError>) -> Option<Decimal> {
-    let text = text?;
-    Decimal::from_str(text.trim())
-        .map_err(|_| errors.push(FieldError::new(field, "invalid_decimal", "must be a decimal number such as -12.50")))
-        .ok()
+    let text = text?.trim();
+    is_plain_decimal(text).then(|| Decimal::from_str(text).ok()).flatten().or_else(|| {
+        errors.push(FieldError::new(field, "invalid_decimal", "must be a decimal number such as -12.50"));
+        None
+    })
+}
+
+/// An optional sign, 1–16 digits, and optionally a point and 1–12 digits: what the OpenAPI document says
+/// (`field_schemas::decimal`), and always within `Decimal`'s range. `Decimal::from_str` alone would also take
+/// `1_000`, `.5` or 29-digit numbers, which no document could describe exactly.
+fn is_plain_decimal(text: &str) -> bool {
+    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
+    let (whole, fraction) =
+        unsigned.split_once('.').map_or((unsigned, None), |(whole, fraction)| (whole, Some(fraction)));
+    let digits =
+        |part: &str, max: usize| (1..=max).contains(&part.len()) && part.bytes().all(|byte| byte.is_ascii_digit());
+    digits(whole, 16) && fraction.is_none_or(|fraction| digits(fraction, 12))
 }
 
 /// The first instant a `from` bound admits.
@@ -104,7 +121,8 @@ fn start_instant(bound: DateOrTimestamp) -> OffsetDateTime {
 /// The last instant a `to` bound admits (a date includes its whole day).
 fn end_instant(bound: DateOrTimestamp) -> OffsetDateTime {
     match bound {
-        DateOrTimestamp::Date(date) => date.midnight().assume_utc() + Duration::days(1) - Duration::microseconds(1),
+        // The day's last microsecond, written out: "next midnight minus one" overflows on 9999-12-31.
+        DateOrTimestamp::Date(date) => date.with_time(time::macros::time!(23:59:59.999_999)).assume_utc(),
         DateOrTimestamp::Timestamp(instant) => instant,
     }
 }
@@ -528,13 +546,48 @@ pub struct NetWorthResponse {
 // ---------------------------------------------------------------------------------------------------------
 // Queries
 
+fn provider_id_schema() -> utoipa::openapi::schema::Object {
+    field_schemas::uuid("Only accounts of this connection.")
+}
+
+fn account_id_schema() -> utoipa::openapi::schema::Object {
+    field_schemas::uuid("Only this account.")
+}
+
+fn from_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    field_schemas::date_or_timestamp("Start, inclusive: a date (the whole day, UTC) or a timestamp with an offset.")
+}
+
+fn to_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    field_schemas::date_or_timestamp("End, inclusive: a date (the whole day, UTC) or a timestamp with an offset.")
+}
+
+fn net_worth_from_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    field_schemas::date_or_timestamp("First day (default: 90 days before `to`); a timestamp stands for its UTC date.")
+}
+
+fn net_worth_to_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    field_schemas::date_or_timestamp("Last day (default: today, UTC); a timestamp stands for its UTC date.")
+}
+
+fn min_amount_schema() -> utoipa::openapi::schema::Object {
+    field_schemas::decimal("Amount at least (signed decimal).")
+}
+
+fn max_amount_schema() -> utoipa::openapi::schema::Object {
+    field_schemas::decimal("Amount at most (signed decimal).")
+}
+
 /// `GET /accounts` filters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AccountsQuery {
     /// Only accounts of this connection.
+    #[param(schema_with = provider_id_schema)]
     provider_id: Option<String>,
     /// Only this kind (`brokerage`, `checking`, `credit_card`, …).
+    #[param(schema_with = field_schemas::account_type)]
     account_type: Option<String>,
 }
 
@@ -564,12 +617,13 @@ impl Validate for AccountsQuery {
 /// A `from`/`to` window; each is a date (whole day, inclusive) or an RFC 3339 timestamp with an offset.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RangeQuery {
     /// Start, inclusive.
-    #[param(value_type = Option<String>, example = "2025-10-01")]
+    #[param(schema_with = from_schema)]
     from: Option<DateOrTimestamp>,
     /// End, inclusive.
-    #[param(value_type = Option<String>, example = "2025-10-31")]
+    #[param(schema_with = to_schema)]
     to: Option<DateOrTimestamp>,
 }
 
@@ -584,26 +638,32 @@ impl Validate for RangeQuery {
 /// `GET /transactions` filters and paging.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TransactionsQuery {
     /// Only this account.
+    #[param(schema_with = account_id_schema)]
     account_id: Option<String>,
     /// Posted on or after (a date, or a timestamp with an offset: its UTC date).
-    #[param(value_type = Option<String>, example = "2025-10-01")]
+    #[param(schema_with = from_schema)]
     from: Option<DateOrTimestamp>,
     /// Posted on or before (inclusive).
-    #[param(value_type = Option<String>, example = "2025-10-31")]
+    #[param(schema_with = to_schema)]
     to: Option<DateOrTimestamp>,
     /// Only this kind (`trade`, `income`, `transfer`, `fee`, `spending`, `adjustment`, `other`).
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", schema_with = field_schemas::transaction_type)]
     transaction_type: Option<String>,
     /// Amount at least (signed decimal).
+    #[param(schema_with = min_amount_schema)]
     min_amount: Option<String>,
     /// Amount at most (signed decimal).
+    #[param(schema_with = max_amount_schema)]
     max_amount: Option<String>,
     /// Text in the description or payee, case-insensitive (up to 200 characters).
+    #[param(max_length = 200)]
     q: Option<String>,
     /// Rows per page, 1–500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// The previous page's `next_cursor`.
     cursor: Option<String>,
@@ -659,10 +719,13 @@ impl Validate for TransactionsQuery {
 /// `GET /holdings` filters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct HoldingsQuery {
     /// Only this account.
+    #[param(schema_with = account_id_schema)]
     account_id: Option<String>,
     /// Only this kind (`equity`, `etf`, `mutual_fund`, …).
+    #[param(schema_with = field_schemas::asset_type)]
     asset_type: Option<String>,
 }
 
@@ -692,14 +755,17 @@ impl Validate for HoldingsQuery {
 /// `GET /net-worth` window and spacing.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct NetWorthQuery {
     /// First day (default: 90 days before `to`).
-    #[param(value_type = Option<String>, example = "2025-07-01")]
+    #[param(schema_with = net_worth_from_schema)]
     from: Option<DateOrTimestamp>,
     /// Last day (default: today, UTC).
-    #[param(value_type = Option<String>, example = "2025-10-01")]
+    #[param(schema_with = net_worth_to_schema)]
     to: Option<DateOrTimestamp>,
-    /// `day` (default), `week` (points on Sundays) or `month` (points on month ends); the last point is `to`.
+    /// `day` (default), `week` (points on Sundays) or `month` (points on month ends); the last point is `to`. A
+    /// series has at most 3660 points (ten years by day): a longer window is `422 invalid_range`.
+    #[param(schema_with = field_schemas::interval)]
     interval: Option<String>,
 }
 
@@ -720,6 +786,20 @@ impl Validate for NetWorthQuery {
         }
         self.interval(&mut errors);
         finish(errors)
+    }
+}
+
+/// An upper bound of the points a series from `from` to `to` has (each period's end, and `to`).
+fn most_points(from: Date, to: Date, interval: Interval) -> i64 {
+    let days = (to - from).whole_days();
+    match interval {
+        Interval::Day => days + 1,
+        Interval::Week => days / 7 + 2,
+        Interval::Month => {
+            i64::from(to.year() - from.year()) * 12 + i64::from(u8::from(to.month()))
+                - i64::from(u8::from(from.month()))
+                + 1
+        }
     }
 }
 
@@ -884,7 +964,7 @@ pub(crate) async fn list_holdings(
     responses(
         (status = 200, body = NetWorthResponse),
         (status = 401, body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "invalid_range, naive_datetime, invalid_choice", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_range (also: more than 3660 points), naive_datetime, invalid_choice", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn net_worth(
     State(state): State<AppState>,
@@ -893,16 +973,32 @@ pub(crate) async fn net_worth(
 ) -> Result<Json<NetWorthResponse>, Problem> {
     let interval = validated(|errors| query.interval(errors))?;
     let to = query.to.map_or_else(|| state.ledger.today(), bound_date);
-    let from = query.from.map_or_else(|| to - Duration::days(DEFAULT_NET_WORTH_DAYS), bound_date);
+    // The default window stops at the first day the API can write (year 0000), as an explicit `from` does.
+    let default_from = || (to - Duration::days(DEFAULT_NET_WORTH_DAYS)).max(date!(0000 - 01 - 01));
+    let from = query.from.map_or_else(default_from, bound_date);
+    if most_points(from, to, interval) > MAX_NET_WORTH_POINTS {
+        let message = format!(
+            "the series would have more than {MAX_NET_WORTH_POINTS} points; narrow `from`…`to` or use a longer interval"
+        );
+        return Err(Problem::validation(vec![FieldError::new("from", "invalid_range", message)]));
+    }
     let series = state.ledger.net_worth(principal.user_id, from, to, interval).await?;
     Ok(Json(NetWorthResponse { items: series.into_iter().map(NetWorthItemResponse::from).collect() }))
 }
 
 #[cfg(test)]
 mod tests {
-    use time::macros::date;
-
     use super::*;
+
+    #[test]
+    fn amounts_are_plain_decimals() {
+        for good in ["0", "-12.50", "+3", "1234567890123456.123456789012"] {
+            assert!(is_plain_decimal(good), "{good}");
+        }
+        for bad in ["", "-", "1_000", ".5", "5.", "1e3", "12345678901234567", "1.1234567890123", "1.2.3", "--1"] {
+            assert!(!is_plain_decimal(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn cursors_round_trip_and_refuse_tampering() {

@@ -8,6 +8,7 @@ pub mod context;
 pub mod datetime;
 mod errors;
 pub mod extract;
+mod field_schemas;
 pub mod imports;
 pub mod ledger;
 pub mod metrics;
@@ -108,6 +109,66 @@ impl utoipa::Modify for RateLimitResponses {
     }
 }
 
+/// Documents what every `/api/v1` operation may answer besides its own outcomes, each a problem document:
+/// `503` when a dependency is down or the request outlives its time budget, and, for operations that read a
+/// JSON body, the body's own failures (`400` not JSON, `413` too large, `415` not sent as JSON, `422` wrong
+/// shape). Applied to the finished document, like [`RateLimitResponses`].
+#[derive(Debug)]
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::content::ContentBuilder;
+        use utoipa::openapi::{Ref, RefOr, Response, ResponseBuilder};
+        let problem = |description: &str| -> RefOr<Response> {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    problem::PROBLEM_JSON,
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ProblemDocument"))).build(),
+                )
+                .build()
+                .into()
+        };
+        const MALFORMED: &str = "malformed_json: the body is not JSON; unreadable_body";
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/v1/") {
+                continue;
+            }
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                responses.entry("503".to_owned()).or_insert_with(|| {
+                    problem("service_unavailable: the database or Redis is unreachable; or request_timeout")
+                });
+                let reads_json = operation
+                    .request_body
+                    .as_ref()
+                    .is_some_and(|body| body.content.contains_key(mime::APPLICATION_JSON.as_ref()));
+                if !reads_json {
+                    continue;
+                }
+                match responses.get_mut("400") {
+                    Some(RefOr::T(response)) => response.description = format!("{}; {MALFORMED}", response.description),
+                    Some(RefOr::Ref(_)) => {}
+                    None => {
+                        responses.insert("400".to_owned(), problem(MALFORMED));
+                    }
+                }
+                responses
+                    .entry("413".to_owned())
+                    .or_insert_with(|| problem("payload_too_large: the body is larger than the server accepts"));
+                responses
+                    .entry("415".to_owned())
+                    .or_insert_with(|| problem("unsupported_media_type: the body is not sent as application/json"));
+                responses
+                    .entry("422".to_owned())
+                    .or_insert_with(|| problem("validation_failed or unknown_field: see errors"));
+            }
+        }
+    }
+}
+
 /// Every route with its OpenAPI description.
 fn documented_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -132,11 +193,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     document
 }
 
-/// What only the complete document can have: the version, and the `429` of every rate-limited operation.
+/// What only the complete document can have: the version, the `429` of every rate-limited operation and the
+/// responses every operation shares.
 fn finish_document(document: &mut utoipa::openapi::OpenApi) {
     use utoipa::Modify;
     document.info.version = env!("CARGO_PKG_VERSION").to_owned();
     RateLimitResponses.modify(document);
+    CommonResponses.modify(document);
 }
 
 /// The whole application: every route, behind the middleware every request passes through.

@@ -22,6 +22,7 @@ use crate::auth::AuthUser;
 use crate::context::Context;
 use crate::datetime::{DateOrTimestamp, Timestamp};
 use crate::extract::{PathId, ValidJson, ValidQuery, Validate};
+use crate::field_schemas::{self, MAX_CREDENTIAL_FIELD};
 use crate::problem::{FieldError, Problem, ProblemDocument};
 use crate::state::AppState;
 
@@ -130,6 +131,7 @@ impl ProviderTypeResponse {
 /// `GET /provider-types` filters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ProviderTypesQuery {
     /// Only types that are (or are not) configured.
     configured: Option<bool>,
@@ -242,8 +244,10 @@ fn alias_error(error: AliasError) -> FieldError {
 #[serde(deny_unknown_fields)]
 pub struct CreateProviderRequest {
     /// A provider type key.
+    #[schema(schema_with = field_schemas::provider_key)]
     provider_key: String,
     /// Your name for the connection (1–100 characters, unique among yours).
+    #[schema(schema_with = field_schemas::alias)]
     alias: String,
 }
 
@@ -277,29 +281,39 @@ pub(crate) async fn create_provider(
     Ok((StatusCode::CREATED, Json(provider.into())))
 }
 
+/// The highest page number: the `int32` the OpenAPI document declares for `page`.
+const MAX_PAGE: u32 = i32::MAX as u32;
+
 /// `GET /providers` paging, filters and order.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListProvidersQuery {
-    /// Page number, from 1.
+    /// Page number, from 1 (at most 2147483647, the int32 the document declares).
+    #[param(minimum = 1, maximum = 2_147_483_647)]
     page: Option<u32>,
     /// Items per page, 1–100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     per_page: Option<u32>,
     /// Only this status.
+    #[param(schema_with = field_schemas::provider_status)]
     status: Option<String>,
     /// Only this provider type.
+    #[param(schema_with = field_schemas::provider_key)]
     provider_key: Option<String>,
     /// `created_at` (default), `updated_at`, `alias` or `provider_key`.
+    #[param(schema_with = field_schemas::provider_sort)]
     sort: Option<String>,
     /// `asc` or `desc` (default).
+    #[param(schema_with = field_schemas::sort_order)]
     order: Option<String>,
 }
 
 impl Validate for ListProvidersQuery {
     fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
-        if self.page == Some(0) {
-            errors.push(FieldError::new("page", "out_of_range", "must be at least 1"));
+        if self.page.is_some_and(|page| page == 0 || page > MAX_PAGE) {
+            errors.push(FieldError::new("page", "out_of_range", format!("must be between 1 and {MAX_PAGE}")));
         }
         if self.per_page.is_some_and(|per_page| !(1..=100).contains(&per_page)) {
             errors.push(FieldError::new("per_page", "out_of_range", "must be between 1 and 100"));
@@ -411,6 +425,7 @@ pub(crate) async fn get_provider(
 #[serde(deny_unknown_fields)]
 pub struct RenameProviderRequest {
     /// The new alias (1–100 characters, unique among yours).
+    #[schema(schema_with = field_schemas::alias)]
     alias: String,
 }
 
@@ -617,10 +632,10 @@ pub(crate) async fn disconnect(
 #[serde(deny_unknown_fields)]
 pub struct CredentialsRequest {
     /// The API key id.
-    #[schema(value_type = String)]
+    #[schema(schema_with = field_schemas::api_credential)]
     api_key: SecretString,
     /// The API secret.
-    #[schema(value_type = String)]
+    #[schema(schema_with = field_schemas::api_credential)]
     api_secret: SecretString,
 }
 
@@ -637,8 +652,9 @@ impl Validate for CredentialsRequest {
             let length = value.expose_secret().trim().chars().count();
             if length == 0 {
                 errors.push(FieldError::new(field, "required", "must not be empty"));
-            } else if length > 512 || value.expose_secret().chars().any(char::is_control) {
-                errors.push(FieldError::new(field, "invalid", "must be at most 512 printable characters"));
+            } else if length > MAX_CREDENTIAL_FIELD || value.expose_secret().chars().any(char::is_control) {
+                let message = format!("must be at most {MAX_CREDENTIAL_FIELD} printable characters");
+                errors.push(FieldError::new(field, "invalid", message));
             }
         }
         if errors.is_empty() { Ok(()) } else { Err(errors) }
@@ -820,6 +836,7 @@ pub(crate) async fn sync_provider(
 
 /// What a provider sends back to the callback.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
     /// The authorization code.
     code: Option<String>,

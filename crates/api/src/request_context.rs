@@ -45,7 +45,8 @@ impl RequestId {
     }
 }
 
-fn is_acceptable_request_id(candidate: &str) -> bool {
+/// 1–64 characters of `[A-Za-z0-9._-]`: what a request id echoed by this server can be.
+pub(crate) fn is_acceptable_request_id(candidate: &str) -> bool {
     (1..=MAX_REQUEST_ID_LEN).contains(&candidate.len())
         && candidate.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
 }

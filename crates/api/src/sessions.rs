@@ -196,6 +196,7 @@ fn reason_error(reason: &str, allowed: &RangeInclusive<usize>) -> Option<FieldEr
 #[serde(deny_unknown_fields)]
 pub struct UserRotationRequest {
     /// Why (10–500 characters); recorded in the audit log.
+    #[schema(schema_with = crate::field_schemas::user_rotation_reason)]
     reason: String,
 }
 
@@ -210,10 +211,38 @@ impl Validate for UserRotationRequest {
 #[serde(deny_unknown_fields)]
 pub struct GlobalRotationRequest {
     /// Why (20–1000 characters); recorded in the audit log.
+    #[schema(schema_with = crate::field_schemas::global_rotation_reason)]
     reason: String,
     /// How long tokens issued before the rotation keep working (0–3600, default 0).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_seconds")]
+    #[schema(minimum = 0, maximum = 3600)]
     grace_period_seconds: u64,
+}
+
+/// A non-negative whole number, also when written with a zero fraction (`60.0`): JSON has one number type,
+/// and JSON Schema's `integer` (what the document declares) admits both spellings.
+fn whole_seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    struct WholeSeconds;
+    impl serde::de::Visitor<'_> for WholeSeconds {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a whole number of seconds")
+        }
+        fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<u64, E> {
+            Ok(value)
+        }
+        fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<u64, E> {
+            u64::try_from(value).map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(value), &self))
+        }
+        fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<u64, E> {
+            // Anything past u64's range (or not whole) is refused; the range check then applies as usual.
+            if value.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&value) {
+                return Ok(value as u64);
+            }
+            Err(E::invalid_value(serde::de::Unexpected::Float(value), &self))
+        }
+    }
+    deserializer.deserialize_any(WholeSeconds)
 }
 
 impl Validate for GlobalRotationRequest {

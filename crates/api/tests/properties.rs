@@ -13,7 +13,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use dashtam_api::client_ip::{FORWARDED_FOR, TrustedProxies};
 use dashtam_api::datetime::{DateOrTimestamp, DateTimeError, Timestamp, parse_date_or_timestamp, parse_timestamp};
-use dashtam_api::extract::{ValidJson, ValidQuery, Validate, parse_json};
+use dashtam_api::extract::{ValidJson, ValidQuery, Validate, parse_json, parse_json_object};
 use dashtam_api::problem::{FieldError, Problem};
 use dashtam_api::request_context::{REQUEST_ID_HEADER, RequestId};
 use proptest::prelude::*;
@@ -437,7 +437,8 @@ proptest! {
             );
             return Ok(());
         }
-        match (result, parse_json::<Body1>(&body)) {
+        // ValidJson is exactly `parse_json_object` (a body is an object), then `validate`.
+        match (result, parse_json_object::<Body1>(&body)) {
             (Ok(_), Ok(parsed)) => prop_assert!(parsed.validate().is_ok()),
             (Err(problem), Ok(parsed)) => {
                 let errors = parsed.validate().expect_err("only validation can refuse a parsed body");
@@ -447,7 +448,7 @@ proptest! {
                 prop_assert_eq!((problem.status(), problem.code()), (direct.status(), direct.code()));
                 prop_assert_eq!(problem.errors(), direct.errors());
             }
-            (Ok(_), Err(direct)) => prop_assert!(false, "ValidJson accepted what parse_json refused: {}", direct),
+            (Ok(_), Err(direct)) => prop_assert!(false, "ValidJson accepted what parse_json_object refused: {}", direct),
         }
     }
 }

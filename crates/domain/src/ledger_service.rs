@@ -222,6 +222,19 @@ pub struct LedgerService {
 /// RFC 3339 text, where a fraction of a second sorts before a whole second ("…:00.5Z" < "…:00Z").
 const QUERY_SLACK: Duration = Duration::seconds(1);
 
+/// `instant` moved `QUERY_SLACK` earlier, but never before year 0000: both stores must be able to write a
+/// query bound, and SQLite writes timestamps as RFC 3339 text with a four-digit year.
+fn widened_back(instant: OffsetDateTime) -> OffsetDateTime {
+    let first = OffsetDateTime::new_utc(time::macros::date!(0000 - 01 - 01), Time::MIDNIGHT);
+    instant.checked_sub(QUERY_SLACK).filter(|earlier| *earlier >= first).unwrap_or(first.max(instant))
+}
+
+/// `instant` moved `QUERY_SLACK` later, but never past the end of year 9999 (see [`widened_back`]).
+fn widened_forward(instant: OffsetDateTime) -> OffsetDateTime {
+    let last = OffsetDateTime::new_utc(Date::MAX, Time::MAX);
+    instant.checked_add(QUERY_SLACK).filter(|later| *later <= last).unwrap_or(last.min(instant))
+}
+
 impl LedgerService {
     /// The service over `store`.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
@@ -292,10 +305,8 @@ impl LedgerService {
         if self.store.account(user_id, id).await?.is_none() {
             return Ok(None);
         }
-        let mut snapshots = self
-            .store
-            .balance_snapshots(user_id, Some(id), from.map(|from| from - QUERY_SLACK), to.map(|to| to + QUERY_SLACK))
-            .await?;
+        let mut snapshots =
+            self.store.balance_snapshots(user_id, Some(id), from.map(widened_back), to.map(widened_forward)).await?;
         snapshots.retain(|snapshot| {
             from.is_none_or(|from| snapshot.as_of >= from) && to.is_none_or(|to| snapshot.as_of <= to)
         });
@@ -315,9 +326,9 @@ impl LedgerService {
         let start = from.midnight().assume_utc();
         let end = end_of(to);
         let accounts = self.store.accounts(user_id, &AccountFilter::default()).await?;
-        let mut carried = self.store.latest_snapshots_before(user_id, start - QUERY_SLACK).await?;
+        let mut carried = self.store.latest_snapshots_before(user_id, widened_back(start)).await?;
         let mut snapshots =
-            self.store.balance_snapshots(user_id, None, Some(start - QUERY_SLACK), Some(end + QUERY_SLACK)).await?;
+            self.store.balance_snapshots(user_id, None, Some(widened_back(start)), Some(widened_forward(end))).await?;
         // What the slack let in before the start is carried in; what it let in after the end is dropped.
         snapshots.retain(|snapshot| snapshot.as_of < end);
         let (before, during): (Vec<_>, Vec<_>) = snapshots.into_iter().partition(|snapshot| snapshot.as_of < start);

@@ -7,12 +7,8 @@ use utoipa::ToSchema;
 
 use crate::datetime::Timestamp;
 use crate::extract::Validate;
+use crate::field_schemas::{self, MAX_PASSWORD_FIELD, MAX_TOKEN_FIELD};
 use crate::problem::FieldError;
-
-/// The longest password field read; longer ones are refused before any hashing work.
-const MAX_PASSWORD_FIELD: usize = 1024;
-/// The longest token field read.
-const MAX_TOKEN_FIELD: usize = 512;
 
 fn email_error(field: &str, raw: &str) -> Option<FieldError> {
     Email::parse(raw).err().map(|error| FieldError::new(field, "invalid_email", error.to_string()))
@@ -42,12 +38,13 @@ fn collect(errors: impl IntoIterator<Item = Option<FieldError>>) -> Result<(), V
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// Login address.
-    #[schema(example = "ada@example.com")]
+    #[schema(schema_with = field_schemas::email, example = "ada@example.com")]
     pub email: String,
-    /// 12–128 characters; checked against the password policy.
-    #[schema(value_type = String, format = Password)]
+    /// Checked against the password policy (by default 12–128 characters).
+    #[schema(schema_with = field_schemas::password)]
     pub password: Password,
     /// Display name, 1–100 characters.
+    #[schema(schema_with = field_schemas::display_name)]
     pub name: String,
 }
 
@@ -66,6 +63,7 @@ impl Validate for RegisterRequest {
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     /// The token from the email link.
+    #[schema(schema_with = field_schemas::token)]
     pub token: String,
 }
 
@@ -80,6 +78,7 @@ impl Validate for TokenRequest {
 #[serde(deny_unknown_fields)]
 pub struct EmailRequest {
     /// The address.
+    #[schema(schema_with = field_schemas::email)]
     pub email: String,
 }
 
@@ -94,9 +93,10 @@ impl Validate for EmailRequest {
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// Login address.
+    #[schema(schema_with = field_schemas::email)]
     pub email: String,
     /// Password.
-    #[schema(value_type = String, format = Password)]
+    #[schema(schema_with = field_schemas::password)]
     pub password: Password,
 }
 
@@ -111,6 +111,7 @@ impl Validate for LoginRequest {
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The refresh token from login or the previous refresh.
+    #[schema(schema_with = field_schemas::token)]
     pub refresh_token: String,
 }
 
@@ -125,6 +126,7 @@ impl Validate for RefreshRequest {
 #[serde(deny_unknown_fields)]
 pub struct LogoutRequest {
     /// Accepted for clients that send it; the session ends either way.
+    #[schema(schema_with = field_schemas::optional_token)]
     pub refresh_token: Option<String>,
 }
 
@@ -139,9 +141,10 @@ impl Validate for LogoutRequest {
 #[serde(deny_unknown_fields)]
 pub struct ResetPasswordRequest {
     /// The token from the reset email.
+    #[schema(schema_with = field_schemas::token)]
     pub token: String,
     /// The new password.
-    #[schema(value_type = String, format = Password)]
+    #[schema(schema_with = field_schemas::password)]
     pub new_password: Password,
 }
 
@@ -159,6 +162,7 @@ impl Validate for ResetPasswordRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
     /// New display name, 1–100 characters.
+    #[schema(schema_with = field_schemas::display_name)]
     pub name: String,
 }
 
@@ -173,10 +177,10 @@ impl Validate for UpdateMeRequest {
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     /// The password in use now.
-    #[schema(value_type = String, format = Password)]
+    #[schema(schema_with = field_schemas::password)]
     pub current_password: Password,
     /// The new one.
-    #[schema(value_type = String, format = Password)]
+    #[schema(schema_with = field_schemas::password)]
     pub new_password: Password,
 }
 
