@@ -33,6 +33,10 @@ readonly LIMITED_ENDPOINT="me-limited GET /api/v1/auth/me me.lua"
 readonly LIMITER_ON=(DASHTAM_RATE_LIMIT__ENABLED=true
     'DASHTAM_RATE_LIMIT__RULES=[{name="api-reads", burst=1000000000, rate="1000000/s"}]')
 
+# How the server and the CLI are started: with the settings this script gives them and none from the caller's
+# configuration file or database URLs.
+readonly CLEAN_ENV=(env -u DASHTAM_CONFIG -u DASHTAM_DATABASE_URL -u DASHTAM_REDIS_URL)
+
 # The account the authenticated endpoints use; created with `dashtam user create` before the load.
 readonly BENCH_EMAIL="loadtest@example.com"
 readonly BENCH_PASSWORD="benchmark passphrase 2026"
@@ -275,7 +279,7 @@ backend_env() {
 
 # dashtam <args...>: the CLI against the current backend.
 dashtam() {
-    env -u DASHTAM_CONFIG -u DASHTAM_DATABASE_URL -u DASHTAM_REDIS_URL "${BACKEND_ENV[@]}" "$BIN" "$@"
+    "${CLEAN_ENV[@]}" "${BACKEND_ENV[@]}" "$BIN" "$@"
 }
 
 # start_server <log suffix> [VAR=value...]: starts dashtam on the current backend and waits for /health.
@@ -287,7 +291,7 @@ start_server() {
     BASE_URL="http://127.0.0.1:$port"
     SERVER_LOG="$RESULTS_DIR/server-$label.log"
     SERVER_ENV=("${BACKEND_ENV[@]}" DASHTAM_BIND="127.0.0.1:$port" "$@")
-    env -u DASHTAM_CONFIG -u DASHTAM_DATABASE_URL -u DASHTAM_REDIS_URL "${SERVER_ENV[@]}" \
+    "${CLEAN_ENV[@]}" "${SERVER_ENV[@]}" \
         "$BIN" serve >"$SERVER_LOG" 2>&1 &
     SERVER_PID=$!
     log "started $label server (pid $SERVER_PID) on $BASE_URL"
@@ -406,7 +410,7 @@ import_statement() {
     local run="$1" seconds rss_kib summary
     log "$BACKEND_LABEL: importing $IMPORT_COUNT transactions ($run)"
     /usr/bin/time -f '%e %M' -o "$TMP_DIR/time" \
-        env -u DASHTAM_CONFIG -u DASHTAM_DATABASE_URL -u DASHTAM_REDIS_URL "${BACKEND_ENV[@]}" \
+        "${CLEAN_ENV[@]}" "${BACKEND_ENV[@]}" \
         "$BIN" import "$OFX_FILE" --user "$BENCH_EMAIL" >"$TMP_DIR/import.out" 2>&1 \
         || { cat "$TMP_DIR/import.out" >&2; die "the import failed"; }
     read -r seconds rss_kib <"$TMP_DIR/time"

@@ -4,6 +4,7 @@
 //! quietly fall back to fewer backends than it was asked for.
 
 pub mod http;
+pub mod ledger;
 pub mod sandbox;
 pub mod services;
 

@@ -2,29 +2,24 @@
 //! transactions, balance history and net worth; bad input and isolation between users. Data is seeded
 //! through the store, as a sync or an import would leave it.
 
-use std::str::FromStr;
-
 use axum::http::StatusCode;
 use dashtam_domain::Role;
 use dashtam_domain::UserId;
-use dashtam_domain::finance::{AccountType, AssetType, TransactionStatus, TransactionSubtype, TransactionType};
+use dashtam_domain::finance::{AccountType, AssetType, TransactionType};
 use dashtam_domain::ledger::{
-    AccountId, AccountUpsert, BalanceSnapshot, Holding, HoldingId, SnapshotSource, Transaction, TransactionId,
+    AccountId, AccountUpsert, BalanceSnapshot, Holding, HoldingId, SnapshotSource, Transaction,
 };
-use dashtam_domain::money::{Currency, Decimal};
+use dashtam_domain::money::Currency;
 use dashtam_domain::providers::ProviderId;
 use dashtam_testkit::TestApp;
 use dashtam_testkit::http::{code, created_and_logged_in, get_as, post_as};
+use dashtam_testkit::ledger::{dec, purchase};
 use serde_json::{Value, json};
 use time::macros::{date, datetime};
-use time::{Date, Duration, OffsetDateTime};
+use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 const NOW: OffsetDateTime = datetime!(2026-03-31 12:00:00 UTC);
-
-fn dec(text: &str) -> Decimal {
-    Decimal::from_str(text).expect("decimal")
-}
 
 struct Seeded {
     token: String,
@@ -43,31 +38,6 @@ async fn user(app: &TestApp, email: &str) -> (String, UserId, ProviderId) {
     assert_eq!(status, StatusCode::CREATED, "{provider}");
     let provider_id = ProviderId::from_uuid(Uuid::parse_str(provider["id"].as_str().expect("id")).expect("uuid"));
     (token, user_id, provider_id)
-}
-
-fn transaction(user_id: UserId, account_id: AccountId, posted_on: Date, amount: &str, text: &str) -> Transaction {
-    Transaction {
-        id: TransactionId::generate(),
-        account_id,
-        user_id,
-        provider_transaction_id: Uuid::now_v7().to_string(),
-        posted_on,
-        posted_at: None,
-        amount: dec(amount),
-        currency: Currency::USD,
-        description: text.to_owned(),
-        payee: None,
-        memo: None,
-        transaction_type: TransactionType::Spending,
-        subtype: Some(TransactionSubtype::Purchase),
-        status: TransactionStatus::Posted,
-        symbol: None,
-        quantity: None,
-        unit_price: None,
-        fees: None,
-        created_at: NOW,
-        updated_at: NOW,
-    }
 }
 
 /// A checking account, a card and a brokerage account with 30 transactions, two holdings and snapshots.
@@ -94,7 +64,7 @@ async fn seed(app: &TestApp, email: &str) -> Seeded {
     let mut transactions: Vec<Transaction> = (0..30)
         .map(|n| {
             let account = if n % 3 == 0 { card } else { checking };
-            transaction(user_id, account, date!(2026 - 03 - 01) + Duration::days(n / 2), &format!("-{n}.25"), "Shop")
+            purchase(user_id, account, date!(2026 - 03 - 01) + Duration::days(n / 2), &format!("-{n}.25"), "Shop", NOW)
         })
         .collect();
     transactions[4].description = "Coffee 100% Arabica".to_owned();

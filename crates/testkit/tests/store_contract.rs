@@ -873,24 +873,18 @@ mod providers {
 }
 
 mod ledger {
-    use std::str::FromStr;
-
     use super::*;
     use dashtam_domain::finance::{AccountType, AssetType, TransactionStatus, TransactionSubtype, TransactionType};
     use dashtam_domain::ledger::{
         AccountFilter, AccountId, AccountUpsert, BalanceSnapshot, Holding, HoldingFilter, HoldingId, SnapshotSource,
         Transaction, TransactionId, TransactionQuery, Upserted,
     };
-    use dashtam_domain::money::{Currency, Decimal};
+    use dashtam_domain::money::Currency;
     use dashtam_domain::providers::{Alias, NewProvider, ProviderId, ProviderKey, ProviderStatus};
-    use time::Date;
+    use dashtam_testkit::ledger::{dec, purchase};
     use time::macros::date;
 
     const NOW: OffsetDateTime = datetime!(2026-11-28 12:00:00 UTC);
-
-    fn dec(text: &str) -> Decimal {
-        Decimal::from_str(text).expect("decimal")
-    }
 
     async fn user_with_provider(store: &Arc<dyn Store>, email: &str) -> (UserId, ProviderId) {
         let user = insert(store, &new_user(email)).await.expect("user");
@@ -927,31 +921,6 @@ mod ledger {
         let (id, _) = tx.upsert_account(&upsert(user_id, provider_id, key, "100.00")).await.expect("upsert");
         tx.commit().await.expect("commit");
         id
-    }
-
-    fn transaction(user_id: UserId, account_id: AccountId, posted_on: Date, amount: &str, text: &str) -> Transaction {
-        Transaction {
-            id: TransactionId::generate(),
-            account_id,
-            user_id,
-            provider_transaction_id: Uuid::now_v7().to_string(),
-            posted_on,
-            posted_at: None,
-            amount: dec(amount),
-            currency: Currency::USD,
-            description: text.to_owned(),
-            payee: None,
-            memo: None,
-            transaction_type: TransactionType::Spending,
-            subtype: Some(TransactionSubtype::Purchase),
-            status: TransactionStatus::Posted,
-            symbol: None,
-            quantity: None,
-            unit_price: None,
-            fees: None,
-            created_at: NOW,
-            updated_at: NOW,
-        }
     }
 
     fn query(user_id: UserId) -> TransactionQuery {
@@ -1041,8 +1010,14 @@ mod ledger {
                 .iter()
                 .enumerate()
                 .map(|(day, amount)| {
-                    let mut row =
-                        transaction(owner, account_id, date!(2026 - 01 - 01) + Duration::days(day as i64), amount, "x");
+                    let mut row = purchase(
+                        owner,
+                        account_id,
+                        date!(2026 - 01 - 01) + Duration::days(day as i64),
+                        amount,
+                        "x",
+                        NOW,
+                    );
                     row.quantity = Some(dec(amount));
                     row
                 })
@@ -1117,16 +1092,16 @@ mod ledger {
             let checking = account(&store, owner, provider, "checking").await;
             let card = account(&store, owner, provider, "card").await;
             let foreign = account(&store, other, other_provider, "theirs").await;
-            let mut coffee = transaction(owner, checking, date!(2026 - 03 - 01), "-4.50", "Coffee 100% Arabica");
+            let mut coffee = purchase(owner, checking, date!(2026 - 03 - 01), "-4.50", "Coffee 100% Arabica", NOW);
             coffee.payee = Some("Blue Bottle".to_owned());
             let salary = Transaction {
                 transaction_type: TransactionType::Transfer,
                 subtype: Some(TransactionSubtype::Deposit),
-                ..transaction(owner, checking, date!(2026 - 03 - 15), "2500.00", "ACME PAYROLL")
+                ..purchase(owner, checking, date!(2026 - 03 - 15), "2500.00", "ACME PAYROLL", NOW)
             };
-            let groceries = transaction(owner, card, date!(2026 - 04 - 02), "-120.35", "Grocery_Store");
-            let big = transaction(owner, card, date!(2026 - 04 - 30), "-1000.00", "Laptop");
-            let theirs = transaction(other, foreign, date!(2026 - 03 - 10), "-4.50", "Coffee");
+            let groceries = purchase(owner, card, date!(2026 - 04 - 02), "-120.35", "Grocery_Store", NOW);
+            let big = purchase(owner, card, date!(2026 - 04 - 30), "-1000.00", "Laptop", NOW);
+            let theirs = purchase(other, foreign, date!(2026 - 03 - 10), "-4.50", "Coffee", NOW);
             store_transactions(&store, &[coffee.clone(), salary.clone(), groceries.clone(), big.clone()]).await;
             store_transactions(&store, std::slice::from_ref(&theirs)).await;
 
@@ -1194,7 +1169,9 @@ mod ledger {
             let account_id = account(&store, owner, provider, "acc").await;
             // Several rows per day, so the id breaks ties inside a date.
             let rows: Vec<Transaction> = (0..95)
-                .map(|n| transaction(owner, account_id, date!(2026 - 01 - 01) + Duration::days(n / 4), "-1.00", "row"))
+                .map(|n| {
+                    purchase(owner, account_id, date!(2026 - 01 - 01) + Duration::days(n / 4), "-1.00", "row", NOW)
+                })
                 .collect();
             store_transactions(&store, &rows).await;
             let mut seen = Vec::new();
@@ -1206,8 +1183,8 @@ mod ledger {
                 if seen.len() == 20 {
                     // New rows land both before and after the cursor's position: the newer one is behind the walk
                     // and never seen, the back-dated one is ahead and seen once, last.
-                    let newer = transaction(owner, account_id, date!(2026 - 12 - 31), "-1.00", "late");
-                    let older = transaction(owner, account_id, date!(2025 - 12 - 31), "-1.00", "back-dated");
+                    let newer = purchase(owner, account_id, date!(2026 - 12 - 31), "-1.00", "late", NOW);
+                    let older = purchase(owner, account_id, date!(2025 - 12 - 31), "-1.00", "back-dated", NOW);
                     back_dated = Some(older.id);
                     store_transactions(&store, &[newer, older]).await;
                 }
@@ -1335,7 +1312,7 @@ mod ledger {
         on_every_backend(|store, _| async move {
             let (owner, provider) = user_with_provider(&store, "leaver@example.com").await;
             let account_id = account(&store, owner, provider, "acc").await;
-            let row = transaction(owner, account_id, date!(2026 - 01 - 01), "-1.00", "x");
+            let row = purchase(owner, account_id, date!(2026 - 01 - 01), "-1.00", "x", NOW);
             store_transactions(&store, std::slice::from_ref(&row)).await;
             let mut tx = store.begin().await.expect("begin");
             let snapshot = BalanceSnapshot {
@@ -1380,7 +1357,7 @@ mod ledger {
             let account_id = account(&store, owner, provider, "acc").await;
             let rows: Vec<Transaction> = (0..2_345)
                 .map(|n| {
-                    transaction(owner, account_id, date!(2020 - 01 - 01) + Duration::days(n % 1000), "-1.25", "bulk")
+                    purchase(owner, account_id, date!(2020 - 01 - 01) + Duration::days(n % 1000), "-1.25", "bulk", NOW)
                 })
                 .collect();
             store_transactions(&store, &rows).await;
