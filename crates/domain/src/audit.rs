@@ -317,6 +317,34 @@ impl ChainPoint {
     }
 }
 
+/// An audit entry waiting for its place in the chain. The store links it onto the head it finds when it
+/// writes it — at once on PostgreSQL, at commit on SQLite — so nothing has to know the head before then.
+#[derive(Debug)]
+pub struct PendingAuditEntry {
+    entry: AuditEntry,
+    sealer: Arc<dyn ChainSealer>,
+}
+
+impl PendingAuditEntry {
+    /// Makes the entry the link after `previous` (its sequence number and hash) and returns the seal of the
+    /// head it becomes. Linking again, onto another point, replaces both.
+    pub fn link_after(&mut self, previous: &ChainPoint) -> String {
+        self.entry.seq = previous.seq + 1;
+        self.entry.hash = self.entry.chain_hash(&previous.hash);
+        self.sealer.seal(&ChainPoint::sealed_message("head", self.entry.seq, &self.entry.hash))
+    }
+
+    /// The entry as last linked.
+    pub fn entry(&self) -> &AuditEntry {
+        &self.entry
+    }
+
+    /// The point the entry is, as last linked.
+    pub fn point(&self) -> ChainPoint {
+        ChainPoint { seq: self.entry.seq, hash: self.entry.hash.clone(), seal: None }
+    }
+}
+
 /// The chain's state as stored: its head (newest entry) and its checkpoint (newest purged entry).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainState {
@@ -438,7 +466,7 @@ impl AuditLog {
             Some((kind, id)) => (Some(kind.to_owned()), Some(id)),
             None => (None, None),
         };
-        let mut entry = AuditEntry {
+        let entry = AuditEntry {
             seq: 0,
             id: Uuid::now_v7(),
             occurred_at: self.clock.now(),
@@ -459,18 +487,7 @@ impl AuditLog {
             details: Value::Object(event.details).to_string(),
             hash: String::new(),
         };
-        // A remembered head can be stale (another process wrote, or the transaction that wrote it rolled
-        // back); the store then refuses the entry and the second claim reads the database.
-        for _ in 0..2 {
-            let previous = tx.advance_audit_head().await?;
-            entry.seq = previous.seq + 1;
-            entry.hash = entry.chain_hash(&previous.hash);
-            let seal = self.sealer.seal(&ChainPoint::sealed_message("head", entry.seq, &entry.hash));
-            if tx.insert_audit_entry(&entry, &seal).await? {
-                return Ok(());
-            }
-        }
-        Err(StoreError::Other("the audit chain head moved while the writer held the write lock".into()))
+        tx.append_audit_entry(PendingAuditEntry { entry, sealer: Arc::clone(&self.sealer) }).await
     }
 
     /// Records `event` in a transaction of its own: for failures whose business transaction rolls back (or

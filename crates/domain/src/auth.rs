@@ -19,7 +19,7 @@ use crate::ids::UserId;
 use crate::mail::{EmailComposer, Notification};
 use crate::password::{Password, PasswordHasher, PasswordPolicy, PasswordProblem, PasswordVerification};
 use crate::ports::{Store, StoreError, StoreTx};
-use crate::session::{NewSession, OneTimePurpose, OneTimeToken, SessionEndReason, SessionId};
+use crate::session::{NewSession, OneTimePurpose, OneTimeToken, RefreshTokenState, SessionEndReason, SessionId};
 use crate::tokens::{AccessGrant, AccessTokenCodec, AccessTokenError, OpaqueTokenIssuer};
 use crate::user::{Email, NewUser, Role, User, UserName};
 
@@ -505,11 +505,11 @@ impl AuthService {
     /// ends the session.
     pub async fn refresh(&self, presented: &str, context: &RequestContext) -> Result<TokenPair, AuthError> {
         let digest = self.opaque_tokens.digest(presented).map_err(|_| AuthError::InvalidToken)?;
-        let mut record = self.store.refresh_token_by_digest(&digest).await?.ok_or(AuthError::InvalidToken)?;
         // A lost race re-reads once or twice; a bounded loop keeps a pathological client from spinning us.
         for _ in 0..3 {
+            let RefreshTokenState { token: record, session: state } =
+                self.store.refresh_token_by_digest(&digest).await?.ok_or(AuthError::InvalidToken)?;
             let now = self.clock.now();
-            let state = self.store.session_auth_state(record.session_id).await?.ok_or(AuthError::InvalidToken)?;
             let refused = |reason: &'static str| {
                 AuditEvent::new(AuditAction::TokenRefreshed, AuditOutcome::Denied)
                     .user(state.user.id)
@@ -549,12 +549,9 @@ impl AuthService {
             let fresh = self.opaque_tokens.issue().map_err(internal)?;
             let fresh_id = Uuid::now_v7();
             let mut tx = self.store.begin().await?;
-            if tx.rotate_refresh_token(to_rotate, fresh_id, now).await?.is_none() {
-                drop(tx);
-                record = self.store.refresh_token_by_digest(&digest).await?.ok_or(AuthError::InvalidToken)?;
+            if !tx.rotate_refresh_token(to_rotate, fresh_id, record.session_id, &fresh.digest, now).await? {
                 continue;
             }
-            tx.insert_refresh_token(fresh_id, record.session_id, &fresh.digest, now).await?;
             // Activity is recorded at most once a minute: a write per refresh would lengthen the one write
             // transaction every refresh already needs, which is what bounds refresh throughput on SQLite.
             if now - state.session_last_activity_at >= ACTIVITY_RESOLUTION {

@@ -30,7 +30,7 @@ pub use clock::{Clock, SystemClock};
 pub use context::{Actor, RequestContext};
 pub use ids::UserId;
 pub use session::{
-    NewSession, OneTimePurpose, OneTimeToken, RefreshTokenRecord, Session, SessionAuthState, SessionEndReason,
-    SessionId, TokenDigest,
+    NewSession, OneTimePurpose, OneTimeToken, RefreshTokenRecord, RefreshTokenState, Session, SessionAuthState,
+    SessionEndReason, SessionId, TokenDigest,
 };
 pub use user::{Email, EmailError, NewUser, Role, SecurityConfig, User, UserName, UserNameError};

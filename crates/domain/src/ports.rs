@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::audit::{AuditEntry, AuditQuery, ChainPoint, ChainState};
+use crate::audit::{AuditEntry, AuditQuery, ChainPoint, ChainState, PendingAuditEntry};
 use crate::device::Device;
 use crate::ids::UserId;
 use crate::imports::{ImportReads, ImportWrites};
@@ -18,8 +18,8 @@ use crate::mail::{OutgoingEmail, QueuedEmail};
 use crate::providers::store::{ProviderReads, ProviderWrites};
 use crate::rate_limit::RateLimitViolation;
 use crate::session::{
-    NewSession, OneTimePurpose, OneTimeToken, RefreshTokenRecord, Session, SessionAuthState, SessionEndReason,
-    SessionId, TokenDigest,
+    NewSession, OneTimePurpose, OneTimeToken, RefreshTokenRecord, RefreshTokenState, Session, SessionAuthState,
+    SessionEndReason, SessionId, TokenDigest,
 };
 use crate::user::{Email, NewUser, Role, SecurityConfig, User, UserName};
 
@@ -111,8 +111,9 @@ pub trait Store: ProviderReads + LedgerReads + ImportReads + Send + Sync + Debug
     /// The refresh token with this id, current or rotated.
     async fn refresh_token_by_id(&self, id: Uuid) -> Result<Option<RefreshTokenRecord>, StoreError>;
 
-    /// The refresh token with this digest, current or rotated.
-    async fn refresh_token_by_digest(&self, digest: &TokenDigest) -> Result<Option<RefreshTokenRecord>, StoreError>;
+    /// The refresh token with this digest, current or rotated, with the state of its session — one query, as
+    /// every refresh needs both.
+    async fn refresh_token_by_digest(&self, digest: &TokenDigest) -> Result<Option<RefreshTokenState>, StoreError>;
 
     /// The user's live sessions (not ended, not expired, not retired by a global rotation), most recently
     /// active first.
@@ -184,14 +185,17 @@ pub trait StoreTx: ProviderWrites + LedgerWrites + ImportWrites + Send {
         now: OffsetDateTime,
     ) -> Result<RefreshTokenRecord, StoreError>;
 
-    /// Marks the refresh token `id` as rotated into `replaced_by` if it is still current. Only one caller can
-    /// win: the rest get `None`, as does a token that was already rotated or does not exist.
+    /// Rotates the refresh token `id`, if it is still current, into its successor `successor` (of the same
+    /// session, with `digest`), which becomes current: both writes or neither. Only one caller can win; the
+    /// rest get `false`, as does a token that was already rotated or does not exist.
     async fn rotate_refresh_token(
         &mut self,
         id: Uuid,
-        replaced_by: Uuid,
+        successor: Uuid,
+        session_id: SessionId,
+        digest: &TokenDigest,
         now: OffsetDateTime,
-    ) -> Result<Option<RefreshTokenRecord>, StoreError>;
+    ) -> Result<bool, StoreError>;
 
     /// Issues a one-time token, voiding every unused token of the same user and purpose.
     async fn insert_one_time_token(&mut self, token: &OneTimeToken, digest: &TokenDigest) -> Result<(), StoreError>;
@@ -269,16 +273,12 @@ pub trait StoreTx: ProviderWrites + LedgerWrites + ImportWrites + Send {
     /// `rotation.enforced_at` has passed (and are ended at once when it is not in the future).
     async fn rotate_global_tokens(&mut self, rotation: &GlobalRotation) -> Result<GlobalRotationCounts, StoreError>;
 
-    /// Claims the next place in the audit chain and returns the point before it (the current head). On
-    /// PostgreSQL this locks the head row until the transaction ends, which orders concurrent writers. A store
-    /// whose writers are already serialised may answer from memory; [`StoreTx::insert_audit_entry`] then
-    /// checks the answer.
-    async fn advance_audit_head(&mut self) -> Result<ChainPoint, StoreError>;
-
-    /// Stores `entry` at the place claimed by [`StoreTx::advance_audit_head`] and makes it the sealed head.
-    /// `false` means nothing was stored because the claimed point was not the head (a remembered head gone
-    /// stale): claim again, which then reads the database, and rebuild the entry on the new point.
-    async fn insert_audit_entry(&mut self, entry: &AuditEntry, head_seal: &str) -> Result<bool, StoreError>;
+    /// Appends `entry` to the audit chain with this transaction: the store links it onto the chain head
+    /// ([`PendingAuditEntry::link_after`]) and makes it the sealed head, and it commits or rolls back with
+    /// everything else. On PostgreSQL the head row stays locked until the transaction ends, which orders the
+    /// writers of every instance; SQLite's writers are serialised already, and it writes the entry as part of
+    /// the commit.
+    async fn append_audit_entry(&mut self, entry: PendingAuditEntry) -> Result<(), StoreError>;
 
     /// Moves the checkpoint to `through` and deletes every entry up to it; returns how many were deleted.
     async fn purge_audit_through(&mut self, through: &ChainPoint) -> Result<u64, StoreError>;

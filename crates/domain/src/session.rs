@@ -159,6 +159,15 @@ pub struct RefreshTokenRecord {
     pub replaced_by: Option<Uuid>,
 }
 
+/// A presented refresh token's record and the state of its session, which every refresh reads together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenState {
+    /// The token.
+    pub token: RefreshTokenRecord,
+    /// Its session, user and the global token version.
+    pub session: SessionAuthState,
+}
+
 /// Everything needed to decide whether an access token's session still stands, read in one query on every
 /// authenticated request — together with the account itself, so handlers that show it need no second query.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,10 @@
 use std::process::ExitCode;
 
 /// glibc's allocator keeps freed 19 MiB Argon2 work areas in its per-thread arenas (its mmap threshold grows
-/// after the first large free), so a login burst left the process at ~500 MiB; mimalloc returns them.
+/// after the first large free), so a login burst left the process at ~500 MiB; mimalloc returns them. With
+/// its `override` feature mimalloc also serves C's malloc, i.e. SQLite's: every column value sqlx copies out of
+/// a row is allocated on a connection's thread and freed on a runtime thread, which glibc handled slowly
+/// (listing 50 sessions spent a sixth of its time in glibc's malloc and free).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use dashtam_domain::audit::{AuditEntry, ChainPoint};
+use dashtam_domain::audit::{ChainPoint, PendingAuditEntry};
 use dashtam_domain::ports::{StoreBackend, StoreError};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -37,6 +37,10 @@ impl PgStore {
         Ok(Self { pool })
     }
 
+    async fn close_pools(&self) {
+        self.pool.close().await;
+    }
+
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         let pool = self.pool.clone();
         crate::database::uncancellable(async move { pool.begin().await }).await
@@ -44,32 +48,32 @@ impl PgStore {
 }
 
 impl PgTx {
-    /// An UPDATE, not a SELECT: it takes the head row's lock until the transaction ends, which orders the
-    /// writers of every instance, and RETURNING sees the hash not yet replaced, i.e. the previous entry's.
-    async fn claim_audit_head(&mut self) -> Result<ChainPoint, StoreError> {
+    /// Claims the head with an UPDATE, not a SELECT: it takes the head row's lock until the transaction ends,
+    /// which orders the writers of every instance, and RETURNING sees the hash not yet replaced, i.e. the
+    /// previous entry's. The `audit_log_moves_head` trigger then makes the inserted entry the sealed head.
+    async fn link_audit_entry(&mut self, mut pending: PendingAuditEntry) -> Result<(), StoreError> {
         let (seq, hash): (i64, String) = sqlx::query_as(
             "UPDATE audit_chain SET head_seq = head_seq + 1 WHERE id = 1 RETURNING head_seq - 1, head_hash",
         )
         .fetch_one(&mut *self.tx)
         .await
         .map_err(crate::errors::store_error)?;
-        Ok(ChainPoint { seq, hash, seal: None })
-    }
-
-    /// The `audit_log_moves_head` trigger makes this entry the sealed head. The claim above holds the head
-    /// row's lock, so the claimed point is always the head.
-    async fn store_audit_entry(&mut self, entry: &AuditEntry, head_seal: &str) -> Result<bool, StoreError> {
+        let head_seal = pending.link_after(&ChainPoint { seq, hash, seal: None });
         let query = sqlx::query(concat!(
             "INSERT INTO audit_log (",
             crate::queries::audit_columns!(),
             ", head_seal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
              $19, $20)"
         ));
-        bind_audit_entry!(query, entry, head_seal)
+        bind_audit_entry!(query, pending.entry(), head_seal)
             .execute(&mut *self.tx)
             .await
-            .map(|_| true)
+            .map(drop)
             .map_err(crate::errors::store_error)
+    }
+
+    async fn commit_writes(self) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(crate::errors::store_error)
     }
 }
 

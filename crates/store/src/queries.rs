@@ -13,7 +13,8 @@ macro_rules! user_columns {
 
 /// Implements [`Store`](dashtam_domain::ports::Store) and [`StoreTx`](dashtam_domain::ports::StoreTx) for
 /// one backend. The backend module supplies `$store` (with `pool`, `begin_write` and `BACKEND`), `$tx`
-/// (holding a `sqlx::Transaction` in `tx`) and `$wrap`, which makes a `$tx` from what `begin_write` returns.
+/// (holding a `sqlx::Transaction` in `tx`, with `link_audit_entry` and `commit_writes`) and `$wrap`, which
+/// makes a `$tx` from what `begin_write` returns.
 macro_rules! impl_store_ports {
     ($store:ty, $tx:ident, $wrap:expr) => {
         #[async_trait::async_trait]
@@ -35,7 +36,7 @@ macro_rules! impl_store_ports {
             }
 
             async fn close(&self) {
-                self.pool.close().await;
+                self.close_pools().await;
             }
 
             async fn begin(
@@ -108,14 +109,12 @@ macro_rules! impl_store_ports {
                 &self,
                 id: dashtam_domain::SessionId,
             ) -> Result<Option<dashtam_domain::SessionAuthState>, dashtam_domain::ports::StoreError> {
-                let row: Option<$crate::rows::SessionAuthStateRow> = sqlx::query_as(
-                    "SELECT s.id AS session_id, s.revoked_at AS session_revoked_at, \
-                     s.expires_at AS session_expires_at, s.last_activity_at AS session_last_activity_at, \
-                     s.global_token_version AS session_global_token_version, c.global_min_token_version, \
-                     c.global_rotation_enforced_at, u.* \
-                     FROM sessions s JOIN users u ON u.id = s.user_id CROSS JOIN security_config c \
-                     WHERE s.id = $1 AND c.id = 1",
-                )
+                let row: Option<$crate::rows::SessionAuthStateRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::queries::session_auth_state_columns!(),
+                    " FROM sessions s JOIN users u ON u.id = s.user_id CROSS JOIN security_config c \
+                     WHERE s.id = $1 AND c.id = 1"
+                ))
                 .bind(id.as_uuid())
                 .fetch_optional(&self.pool)
                 .await
@@ -142,17 +141,19 @@ macro_rules! impl_store_ports {
             async fn refresh_token_by_digest(
                 &self,
                 digest: &dashtam_domain::TokenDigest,
-            ) -> Result<Option<dashtam_domain::RefreshTokenRecord>, dashtam_domain::ports::StoreError> {
-                let row: Option<$crate::rows::RefreshTokenRow> = sqlx::query_as(concat!(
-                    "SELECT ",
-                    $crate::queries::refresh_token_columns!(),
-                    " FROM refresh_tokens WHERE token_hash = $1"
+            ) -> Result<Option<dashtam_domain::RefreshTokenState>, dashtam_domain::ports::StoreError> {
+                let row: Option<$crate::rows::RefreshTokenStateRow> = sqlx::query_as(concat!(
+                    "SELECT t.id AS token_id, t.created_at AS token_created_at, t.rotated_at AS token_rotated_at, \
+                     t.replaced_by AS token_replaced_by, ",
+                    $crate::queries::session_auth_state_columns!(),
+                    " FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
+                     CROSS JOIN security_config c WHERE t.token_hash = $1 AND c.id = 1"
                 ))
                 .bind(&digest.0[..])
                 .fetch_optional(&self.pool)
                 .await
                 .map_err($crate::errors::store_error)?;
-                Ok(row.map(Into::into))
+                row.map(dashtam_domain::RefreshTokenState::try_from).transpose()
             }
 
             async fn live_sessions(
@@ -445,23 +446,42 @@ macro_rules! impl_store_ports {
             async fn rotate_refresh_token(
                 &mut self,
                 id: uuid::Uuid,
-                replaced_by: uuid::Uuid,
+                successor: uuid::Uuid,
+                session_id: dashtam_domain::SessionId,
+                digest: &dashtam_domain::TokenDigest,
                 now: time::OffsetDateTime,
-            ) -> Result<Option<dashtam_domain::RefreshTokenRecord>, dashtam_domain::ports::StoreError> {
+            ) -> Result<bool, dashtam_domain::ports::StoreError> {
                 // The `rotated_at IS NULL` guard makes this the compare-and-set that lets exactly one of two
-                // concurrent refreshes with the same token win.
-                let row: Option<$crate::rows::RefreshTokenRow> = sqlx::query_as(concat!(
-                    "UPDATE refresh_tokens SET rotated_at = $2, replaced_by = $3 \
-                     WHERE id = $1 AND rotated_at IS NULL RETURNING ",
-                    $crate::queries::refresh_token_columns!()
-                ))
-                .bind(id)
-                .bind($crate::rows::utc(now))
-                .bind(replaced_by)
-                .fetch_optional(&mut *self.tx)
-                .await
-                .map_err($crate::errors::store_error)?;
-                Ok(row.map(Into::into))
+                // concurrent refreshes with the same token win. Both writes go in one round trip, as they sit
+                // inside the write transaction whose length bounds refresh throughput on SQLite: there as two
+                // statements of one query (each binds `$n` by number), here as one statement.
+                let (statement, rows_written) = match <$store>::BACKEND {
+                    dashtam_domain::ports::StoreBackend::Postgres => (
+                        "WITH rotated AS (UPDATE refresh_tokens SET rotated_at = $5, replaced_by = $2 \
+                           WHERE id = $1 AND rotated_at IS NULL RETURNING id) \
+                         INSERT INTO refresh_tokens (id, session_id, token_hash, created_at) \
+                         SELECT $2, $3, $4, $5 FROM rotated",
+                        1,
+                    ),
+                    dashtam_domain::ports::StoreBackend::Sqlite => (
+                        "UPDATE refresh_tokens SET rotated_at = $5, replaced_by = $2 \
+                           WHERE id = $1 AND rotated_at IS NULL; \
+                         INSERT INTO refresh_tokens (id, session_id, token_hash, created_at) \
+                         SELECT $2, $3, $4, $5 WHERE changes() = 1",
+                        2,
+                    ),
+                };
+                let written = sqlx::query(statement)
+                    .bind(id)
+                    .bind(successor)
+                    .bind(session_id.as_uuid())
+                    .bind(&digest.0[..])
+                    .bind($crate::rows::utc(now))
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($crate::errors::store_error)?
+                    .rows_affected();
+                Ok(written == rows_written)
             }
 
             async fn insert_one_time_token(
@@ -795,18 +815,11 @@ macro_rules! impl_store_ports {
                 })
             }
 
-            async fn advance_audit_head(
+            async fn append_audit_entry(
                 &mut self,
-            ) -> Result<dashtam_domain::audit::ChainPoint, dashtam_domain::ports::StoreError> {
-                self.claim_audit_head().await
-            }
-
-            async fn insert_audit_entry(
-                &mut self,
-                entry: &dashtam_domain::audit::AuditEntry,
-                head_seal: &str,
-            ) -> Result<bool, dashtam_domain::ports::StoreError> {
-                self.store_audit_entry(entry, head_seal).await
+                entry: dashtam_domain::audit::PendingAuditEntry,
+            ) -> Result<(), dashtam_domain::ports::StoreError> {
+                self.link_audit_entry(entry).await
             }
 
             async fn purge_audit_through(
@@ -833,7 +846,7 @@ macro_rules! impl_store_ports {
             }
 
             async fn commit(self: Box<Self>) -> Result<(), dashtam_domain::ports::StoreError> {
-                self.tx.commit().await.map_err($crate::errors::store_error)
+                self.commit_writes().await
             }
 
             async fn insert_rate_limit_violations(
@@ -876,6 +889,16 @@ macro_rules! session_columns {
     () => {
         "id, user_id, user_agent, ip_address, browser, os, device_type, device_info, location, global_token_version, \
          created_at, last_activity_at, expires_at, revoked_at, revoked_reason"
+    };
+}
+
+/// What [`SessionAuthStateRow`](crate::rows::SessionAuthStateRow) reads, from `sessions s`, `users u` and
+/// `security_config c`.
+macro_rules! session_auth_state_columns {
+    () => {
+        "s.id AS session_id, s.revoked_at AS session_revoked_at, s.expires_at AS session_expires_at, \
+         s.last_activity_at AS session_last_activity_at, s.global_token_version AS session_global_token_version, \
+         c.global_min_token_version, c.global_rotation_enforced_at, u.*"
     };
 }
 
@@ -922,5 +945,6 @@ macro_rules! bind_audit_entry {
 }
 
 pub(crate) use {
-    audit_columns, bind_audit_entry, impl_store_ports, refresh_token_columns, session_columns, user_columns,
+    audit_columns, bind_audit_entry, impl_store_ports, refresh_token_columns, session_auth_state_columns,
+    session_columns, user_columns,
 };

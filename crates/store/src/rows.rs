@@ -6,8 +6,8 @@ use dashtam_domain::device::Device;
 use dashtam_domain::mail::{OutgoingEmail, QueuedEmail};
 use dashtam_domain::ports::StoreError;
 use dashtam_domain::{
-    Email, OneTimeToken, RefreshTokenRecord, SecurityConfig, Session, SessionAuthState, SessionId, User, UserId,
-    UserName,
+    Email, OneTimeToken, RefreshTokenRecord, RefreshTokenState, SecurityConfig, Session, SessionAuthState, SessionId,
+    User, UserId, UserName,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -210,6 +210,33 @@ impl TryFrom<SessionAuthStateRow> for SessionAuthState {
             global_rotation_enforced_at: row.global_rotation_enforced_at,
             user: User::try_from(row.user)?,
         })
+    }
+}
+
+/// A refresh token joined with its session's [`SessionAuthStateRow`]; the token's own columns carry a
+/// `token_` prefix, as the user's columns already use the plain names.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct RefreshTokenStateRow {
+    token_id: Uuid,
+    token_created_at: OffsetDateTime,
+    token_rotated_at: Option<OffsetDateTime>,
+    token_replaced_by: Option<Uuid>,
+    #[sqlx(flatten)]
+    session: SessionAuthStateRow,
+}
+
+impl TryFrom<RefreshTokenStateRow> for RefreshTokenState {
+    type Error = StoreError;
+
+    fn try_from(row: RefreshTokenStateRow) -> Result<Self, Self::Error> {
+        let token = RefreshTokenRecord {
+            id: row.token_id,
+            session_id: SessionId::from_uuid(row.session.session_id),
+            created_at: row.token_created_at,
+            rotated_at: row.token_rotated_at,
+            replaced_by: row.token_replaced_by,
+        };
+        Ok(RefreshTokenState { token, session: SessionAuthState::try_from(row.session)? })
     }
 }
 

@@ -3,7 +3,12 @@
 //! SQLite and PostgreSQL; the admin listing filters and pages.
 
 use axum::http::StatusCode;
-use dashtam_domain::audit::{AuditQuery, ChainBreak, VerifyError};
+use std::sync::Arc;
+
+use dashtam_adapters::audit_seal::HmacChainSealer;
+use dashtam_adapters::opaque_tokens::{OpaqueTokens, generate_secret_base64};
+use dashtam_domain::audit::{AuditAction, AuditEvent, AuditLog, AuditOutcome, AuditQuery, ChainBreak, VerifyError};
+use dashtam_domain::clock::SystemClock;
 use dashtam_domain::context::RequestContext;
 use dashtam_testkit::http::*;
 use dashtam_testkit::{Backend, TestApp, TestDatabase};
@@ -339,19 +344,17 @@ async fn purging_keeps_the_rest_verifiable_and_concurrent_writers_keep_one_chain
 /// The SQLite store remembers the chain head it wrote last instead of reading it back inside every audited
 /// transaction. That hint must never fork the chain: not after an append whose transaction rolled back, and
 /// not when another process (here: a second pool on the same file) appends in between.
+/// The sealer a process would build from a fresh `keys.token_hash`.
+fn chain_sealer() -> Arc<HmacChainSealer> {
+    let tokens = OpaqueTokens::from_base64(&generate_secret_base64(32).expect("randomness")).expect("key");
+    Arc::new(HmacChainSealer::new(&tokens))
+}
+
 #[tokio::test]
 async fn a_remembered_head_never_forks_the_chain_after_a_rollback_or_another_writer() {
-    use std::sync::Arc;
-
-    use dashtam_adapters::audit_seal::HmacChainSealer;
-    use dashtam_adapters::opaque_tokens::{OpaqueTokens, generate_secret_base64};
-    use dashtam_domain::audit::{AuditAction, AuditEvent, AuditLog, AuditOutcome};
-    use dashtam_domain::clock::SystemClock;
-
     let file = TestDatabase::sqlite();
     let (this_process, other_process) = (file.open().await, file.open().await);
-    let tokens = OpaqueTokens::from_base64(&generate_secret_base64(32).expect("randomness")).expect("key");
-    let sealer = Arc::new(HmacChainSealer::new(&tokens));
+    let sealer = chain_sealer();
     let ours = AuditLog::new(this_process.store(), sealer.clone(), Arc::new(SystemClock));
     let theirs = AuditLog::new(other_process.store(), sealer, Arc::new(SystemClock));
     let context = RequestContext::command_line("test");
@@ -370,4 +373,41 @@ async fn a_remembered_head_never_forks_the_chain_after_a_rollback_or_another_wri
     let newest_first = ours.query(&AuditQuery { limit: 10, ..AuditQuery::default() }).await.expect("list");
     let steps: Vec<&str> = newest_first.iter().map(|entry| entry.details.as_str()).collect();
     assert_eq!(steps, [r#"{"step":5}"#, r#"{"step":4}"#, r#"{"step":3}"#, r#"{"step":1}"#]);
+}
+
+#[tokio::test]
+async fn two_processes_appending_at_once_keep_one_chain() {
+    let file = TestDatabase::sqlite();
+    let processes = [file.open().await, file.open().await];
+    let sealer = chain_sealer();
+    let logs = processes
+        .each_ref()
+        .map(|process| Arc::new(AuditLog::new(process.store(), sealer.clone(), Arc::new(SystemClock))));
+    let context = RequestContext::command_line("test");
+    let event = |writer: usize, step: u32| {
+        AuditEvent::new(AuditAction::KeysRotated, AuditOutcome::Success).detail("writer", writer).detail("step", step)
+    };
+
+    // Two entries in one transaction, then both processes appending as fast as they can.
+    let mut tx = processes[0].store().begin().await.expect("begin");
+    logs[0].append(&mut tx, &context, event(0, 0)).await.expect("first of two");
+    logs[0].append(&mut tx, &context, event(0, 1)).await.expect("second of two");
+    tx.commit().await.expect("commit both");
+    let writers = logs.iter().enumerate().map(|(writer, log)| {
+        let (log, context) = (Arc::clone(log), context.clone());
+        tokio::spawn(async move {
+            for step in 2..22 {
+                log.record(&context, event(writer, step)).await.expect("append");
+            }
+        })
+    });
+    for writer in futures::future::join_all(writers).await {
+        writer.expect("writer task");
+    }
+
+    let report = logs[1].verify().await.expect("one unbroken chain");
+    assert_eq!((report.entries, report.head.seq), (42, 42));
+    let newest_first = logs[0].query(&AuditQuery { limit: 100, ..AuditQuery::default() }).await.expect("list");
+    let oldest = newest_first.iter().rev().take(2).map(|entry| entry.details.as_str()).collect::<Vec<_>>();
+    assert_eq!(oldest, [r#"{"step":0,"writer":0}"#, r#"{"step":1,"writer":0}"#], "one transaction, in order");
 }

@@ -318,7 +318,7 @@ async fn sessions_need_an_existing_user() {
 }
 
 #[tokio::test]
-async fn refresh_tokens_rotate_exactly_once_and_link_to_their_successor() {
+async fn refresh_tokens_rotate_exactly_once_into_their_successor() {
     on_every_backend(|store, _| async move {
         let (_, session_id) = user_with_session(&store, "refresh@example.com").await;
         let (first_id, second_id) = (Uuid::now_v7(), Uuid::now_v7());
@@ -329,21 +329,31 @@ async fn refresh_tokens_rotate_exactly_once_and_link_to_their_successor() {
             (first.id, first.session_id, first.rotated_at, first.replaced_by),
             (first_id, session_id, None, None)
         );
-        assert_eq!(store.refresh_token_by_digest(&digest(1)).await.expect("read"), Some(first));
+        let read = store.refresh_token_by_digest(&digest(1)).await.expect("read").expect("exists");
+        assert_eq!(read.token, first);
+        assert_eq!(Some(read.session), store.session_auth_state(session_id).await.expect("read"));
 
         let later = LOGIN_AT + Duration::minutes(10);
         let mut tx = store.begin().await.expect("begin");
-        let rotated = tx.rotate_refresh_token(first_id, second_id, later).await.expect("rotate").expect("won");
-        assert_eq!((rotated.rotated_at, rotated.replaced_by), (Some(later), Some(second_id)));
-        assert!(tx.rotate_refresh_token(first_id, Uuid::now_v7(), later).await.expect("rotate").is_none());
-        tx.insert_refresh_token(second_id, session_id, &digest(2), later).await.expect("insert successor");
+        assert!(tx.rotate_refresh_token(first_id, second_id, session_id, &digest(2), later).await.expect("rotate"));
+        let again = tx.rotate_refresh_token(first_id, Uuid::now_v7(), session_id, &digest(3), later).await;
+        assert!(!again.expect("rotate"), "a token rotates once");
         tx.commit().await.expect("commit");
 
-        let stored = store.refresh_token_by_digest(&digest(1)).await.expect("read").expect("exists");
-        assert_eq!(stored.replaced_by, Some(second_id));
-        assert!(store.refresh_token_by_digest(&digest(3)).await.expect("read").is_none());
+        let rotated = store.refresh_token_by_digest(&digest(1)).await.expect("read").expect("exists").token;
+        assert_eq!((rotated.rotated_at, rotated.replaced_by), (Some(later), Some(second_id)));
+        let successor = store.refresh_token_by_digest(&digest(2)).await.expect("read").expect("exists").token;
+        assert_eq!(
+            (successor.id, successor.session_id, successor.created_at, successor.rotated_at),
+            (second_id, session_id, later, None)
+        );
+        assert!(store.refresh_token_by_digest(&digest(3)).await.expect("read").is_none(), "the loser wrote nothing");
+
         let mut tx = store.begin().await.expect("begin");
-        assert!(tx.rotate_refresh_token(Uuid::now_v7(), Uuid::now_v7(), later).await.expect("rotate").is_none());
+        let unknown = tx.rotate_refresh_token(Uuid::now_v7(), Uuid::now_v7(), session_id, &digest(4), later).await;
+        assert!(!unknown.expect("rotate"), "no such token");
+        tx.commit().await.expect("commit");
+        assert!(store.refresh_token_by_digest(&digest(4)).await.expect("read").is_none(), "no successor written");
     })
     .await;
 }
@@ -378,13 +388,15 @@ async fn concurrent_rotations_of_one_token_have_a_single_winner() {
         tx.insert_refresh_token(token_id, session_id, &digest(9), LOGIN_AT).await.expect("insert");
         tx.commit().await.expect("commit");
 
-        let attempts = (0..8).map(|_| {
+        let attempts = (0..8).map(|attempt| {
             let store = store.clone();
             tokio::spawn(async move {
                 let mut tx = store.begin().await?;
-                let won = tx.rotate_refresh_token(token_id, Uuid::now_v7(), LOGIN_AT + Duration::minutes(1)).await?;
+                let successor = digest(100 + attempt);
+                let later = LOGIN_AT + Duration::minutes(1);
+                let won = tx.rotate_refresh_token(token_id, Uuid::now_v7(), session_id, &successor, later).await?;
                 tx.commit().await?;
-                Ok::<bool, StoreError>(won.is_some())
+                Ok::<bool, StoreError>(won)
             })
         });
         let winners = futures::future::join_all(attempts)
@@ -394,6 +406,12 @@ async fn concurrent_rotations_of_one_token_have_a_single_winner() {
             .filter(|won| *won)
             .count();
         assert_eq!(winners, 1);
+        let mut successors = 0;
+        for attempt in 0..8 {
+            successors +=
+                usize::from(store.refresh_token_by_digest(&digest(100 + attempt)).await.expect("read").is_some());
+        }
+        assert_eq!(successors, 1, "only the winner's successor was written");
     })
     .await;
 }
