@@ -9,7 +9,8 @@ use dashtam_domain::audit::{ChainPoint, PendingAuditEntry};
 use dashtam_domain::ports::{StoreBackend, StoreError};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::AbortHandle;
 
 use crate::database::{ConnectError, PoolOptions};
 use crate::import_queries::impl_import_ports;
@@ -35,6 +36,34 @@ pub(crate) struct SqliteStore {
     /// it: one round trip fewer while holding the write lock. Only a hint, as another process (the CLI) may
     /// have written since; the `audit_log_follows_head` trigger refuses an entry linked onto a stale one.
     audit_head: Arc<Mutex<Option<ChainPoint>>>,
+    /// Told after every commit; wakes the `checkpoints` task.
+    committed: Arc<Notify>,
+    checkpointer: AbortHandle,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.checkpointer.abort();
+    }
+}
+
+/// How long the `checkpoints` task lets commits gather before it copies them back into the database file.
+const CHECKPOINT_DELAY: Duration = Duration::from_millis(100);
+
+/// Copies committed WAL pages back into the database file, on a read connection, shortly after commits: a
+/// PASSIVE checkpoint runs beside the writer instead of stopping it, and a page written many times in the
+/// meantime is copied once.
+async fn checkpoints(pool: SqlitePool, committed: Arc<Notify>) {
+    loop {
+        committed.notified().await;
+        tokio::time::sleep(CHECKPOINT_DELAY).await;
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(%error, "checkpointing the SQLite WAL failed; the next commit tries again");
+        }
+    }
 }
 
 pub(crate) struct SqliteTx {
@@ -44,6 +73,7 @@ pub(crate) struct SqliteTx {
     audit_head: Arc<Mutex<Option<ChainPoint>>>,
     /// The audit entries of this transaction, linked and written when it commits.
     pending_audit: Vec<PendingAuditEntry>,
+    committed: Arc<Notify>,
 }
 
 /// What the `audit_log_follows_head` trigger answers to an entry linked onto a point that is no longer the
@@ -67,10 +97,11 @@ impl SqliteStore {
             // and three indexes, and with the default cache it spills pages to the WAL mid-transaction — a
             // 100,000-row import took 2.0 s instead of 1.4 s. The cache only grows as pages are used.
             .pragma("cache_size", "-16384")
-            // The writer copies the WAL back into the file (a checkpoint, with two fsyncs) once the WAL holds
-            // this many pages, while it holds the write lock. SQLite's default of 1,000 pages meant one every
-            // ~70 refreshes, each copying mostly the same few hot pages again; at 10,000 (a WAL of up to 40 MiB)
-            // the copies coalesce and refresh throughput rose by a fifth.
+            // Checkpoints (copying the WAL back into the file, with two fsyncs) are the job of the `checkpoints`
+            // task, off the write path. By default the writer runs one itself after the commit that takes the
+            // WAL past 1,000 pages: every ~70 refreshes, each copying mostly the same few hot pages again,
+            // while the next writers wait for the writer connection. This threshold only bounds the WAL
+            // (40 MiB) should that task fall behind.
             .pragma("wal_autocheckpoint", "10000");
         if let Some(parent) = connect_options.get_filename().parent()
             && !parent.as_os_str().is_empty()
@@ -92,7 +123,16 @@ impl SqliteStore {
             .await
             .map_err(ConnectError::Unreachable)?;
         let writer_pool = pool_options(1).connect_with(connect_options).await.map_err(ConnectError::Unreachable)?;
-        Ok(Self { pool, writer_pool, writer: Arc::new(Semaphore::new(1)), audit_head: Arc::default() })
+        let committed = Arc::new(Notify::new());
+        let checkpointer = tokio::spawn(checkpoints(pool.clone(), Arc::clone(&committed))).abort_handle();
+        Ok(Self {
+            pool,
+            writer_pool,
+            writer: Arc::new(Semaphore::new(1)),
+            audit_head: Arc::default(),
+            committed,
+            checkpointer,
+        })
     }
 
     async fn close_pools(&self) {
@@ -106,7 +146,13 @@ impl SqliteStore {
         let writer = Arc::clone(&self.writer).acquire_owned().await.map_err(|_| sqlx::Error::PoolClosed)?;
         let pool = self.writer_pool.clone();
         let tx = crate::database::uncancellable(async move { pool.begin_with("BEGIN IMMEDIATE").await }).await?;
-        Ok(SqliteTx { tx, _writer: writer, audit_head: Arc::clone(&self.audit_head), pending_audit: Vec::new() })
+        Ok(SqliteTx {
+            tx,
+            _writer: writer,
+            audit_head: Arc::clone(&self.audit_head),
+            pending_audit: Vec::new(),
+            committed: Arc::clone(&self.committed),
+        })
     }
 }
 
@@ -121,10 +167,16 @@ impl SqliteTx {
     /// length is what bounds write throughput on SQLite, instead of two. Run as its own task: cancelled
     /// half-way it could leave the connection outside the transaction sqlx thinks it holds.
     async fn commit_writes(self) -> Result<(), StoreError> {
-        if self.pending_audit.is_empty() {
-            return self.tx.commit().await.map_err(crate::errors::store_error);
+        let committed = Arc::clone(&self.committed);
+        let result = if self.pending_audit.is_empty() {
+            self.tx.commit().await
+        } else {
+            crate::database::uncancellable(self.commit_with_audit_entries()).await
+        };
+        if result.is_ok() {
+            committed.notify_one();
         }
-        crate::database::uncancellable(self.commit_with_audit_entries()).await.map_err(crate::errors::store_error)
+        result.map_err(crate::errors::store_error)
     }
 
     async fn commit_with_audit_entries(mut self) -> Result<(), sqlx::Error> {
