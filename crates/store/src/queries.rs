@@ -453,8 +453,8 @@ macro_rules! impl_store_ports {
             ) -> Result<bool, dashtam_domain::ports::StoreError> {
                 // The `rotated_at IS NULL` guard makes this the compare-and-set that lets exactly one of two
                 // concurrent refreshes with the same token win. Both writes go in one round trip, as they sit
-                // inside the write transaction whose length bounds refresh throughput on SQLite: there as two
-                // statements of one query (each binds `$n` by number), here as one statement.
+                // inside the write transaction whose length bounds refresh throughput on SQLite: on SQLite as
+                // two statements of one query (each binds `$n` by number), on PostgreSQL as one statement.
                 let (statement, rows_written) = match <$store>::BACKEND {
                     dashtam_domain::ports::StoreBackend::Postgres => (
                         "WITH rotated AS (UPDATE refresh_tokens SET rotated_at = $5, replaced_by = $2 \

@@ -182,26 +182,22 @@ impl SqliteTx {
     async fn commit_with_audit_entries(mut self) -> Result<(), sqlx::Error> {
         // Taken, not read: whatever goes wrong below, the next writer reads the head from the database.
         let remembered = self.audit_head.lock().unwrap_or_else(PoisonError::into_inner).take();
-        let mut head = match remembered {
+        let head = match remembered {
             Some(head) => head,
             None => self.stored_audit_head().await?,
         };
-        let mut reread = false;
-        loop {
-            match self.write_audit_entries_and_commit(&head).await {
-                Ok(new_head) => {
-                    *self.audit_head.lock().unwrap_or_else(PoisonError::into_inner) = Some(new_head);
-                    // sqlx still counts the transaction as open: dropping it sends a ROLLBACK, which ends the
-                    // empty one that the statement opened after its COMMIT (see below).
-                    return Ok(());
-                }
-                Err(error) if !reread && is_stale_audit_head(&error) => {
-                    reread = true;
-                    head = self.stored_audit_head().await?;
-                }
-                Err(error) => return Err(error),
+        let new_head = match self.write_audit_entries_and_commit(&head).await {
+            // Another process appended since this one remembered the head; the transaction is still open.
+            Err(error) if is_stale_audit_head(&error) => {
+                let head = self.stored_audit_head().await?;
+                self.write_audit_entries_and_commit(&head).await?
             }
-        }
+            written => written?,
+        };
+        *self.audit_head.lock().unwrap_or_else(PoisonError::into_inner) = Some(new_head);
+        // sqlx still counts the transaction as open: dropping it sends a ROLLBACK, which ends the empty one
+        // that the statement opened after its COMMIT (see below).
+        Ok(())
     }
 
     /// A plain read is enough: `BEGIN IMMEDIATE` made this transaction the only writer of the file.
