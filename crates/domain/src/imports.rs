@@ -191,7 +191,7 @@ impl ImportService {
             return Err(ImportError::AccountRequired);
         }
         let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.store.begin_bulk().await?;
         let provider_id = match &target {
             Some(account) => account.provider_id,
             None => self.imports_connection(&mut tx, user_id, now).await?,

@@ -93,6 +93,11 @@ pub trait Store: ProviderReads + LedgerReads + ImportReads + Send + Sync + Debug
     /// Starts a write transaction. Dropping it without [`StoreTx::commit`] rolls everything back.
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
 
+    /// [`Store::begin`] for a transaction that writes much (an import, a provider sync, a purge). SQLite commits
+    /// concurrent transactions together, each waiting for the group's commit; a long transaction does not join
+    /// a group, so that the short ones before it are not held up for as long as it takes.
+    async fn begin_bulk(&self) -> Result<Box<dyn StoreTx>, StoreError>;
+
     /// The user with this id.
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
 

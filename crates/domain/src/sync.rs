@@ -257,7 +257,7 @@ impl SyncService {
         let accounts = connector.accounts(access.auth()).await.map_err(provider_failed)?;
         for account in &accounts {
             let transactions = connector.transactions(access.auth(), account, range).await.map_err(provider_failed)?;
-            let mut tx = self.store.begin().await?;
+            let mut tx = self.store.begin_bulk().await?;
             self.store_account(&mut tx, provider, account, &transactions, range, counts).await?;
             tx.commit().await?;
         }

@@ -184,6 +184,9 @@ async fn serve(config: Config, no_migrate: bool) -> anyhow::Result<()> {
         "dashtam {} listening on http://{address}",
         env!("CARGO_PKG_VERSION")
     );
+    if cfg!(feature = "benchmark-without-audit") {
+        tracing::error!("built with the benchmark-without-audit feature: NOTHING IS WRITTEN TO THE AUDIT LOG");
+    }
     let store = state.store.clone();
     // One signal stops the HTTP server, the mail worker and audit maintenance.
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -41,7 +41,8 @@ impl PgStore {
         self.pool.close().await;
     }
 
-    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    /// PostgreSQL commits each transaction on its own, bulk or not.
+    async fn begin_write(&self, _bulk: bool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         let pool = self.pool.clone();
         crate::database::uncancellable(async move { pool.begin().await }).await
     }

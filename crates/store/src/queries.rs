@@ -42,7 +42,15 @@ macro_rules! impl_store_ports {
             async fn begin(
                 &self,
             ) -> Result<Box<dyn dashtam_domain::ports::StoreTx>, dashtam_domain::ports::StoreError> {
-                let begun = self.begin_write().await.map_err($crate::errors::store_error)?;
+                let begun = self.begin_write(false).await.map_err($crate::errors::store_error)?;
+                let wrap: fn(_) -> $tx = $wrap;
+                Ok(Box::new(wrap(begun)))
+            }
+
+            async fn begin_bulk(
+                &self,
+            ) -> Result<Box<dyn dashtam_domain::ports::StoreTx>, dashtam_domain::ports::StoreError> {
+                let begun = self.begin_write(true).await.map_err($crate::errors::store_error)?;
                 let wrap: fn(_) -> $tx = $wrap;
                 Ok(Box::new(wrap(begun)))
             }

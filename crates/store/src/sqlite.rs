@@ -1,15 +1,17 @@
 //! The embedded backend: one SQLite file in WAL mode.
 
 use std::borrow::Cow;
+use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dashtam_domain::audit::{ChainPoint, PendingAuditEntry};
 use dashtam_domain::ports::{StoreBackend, StoreError};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, SqlitePool};
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard, watch};
 use tokio::task::AbortHandle;
 
 use crate::database::{ConnectError, PoolOptions};
@@ -25,19 +27,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct SqliteStore {
     /// Connections for reads.
     pub(crate) pool: SqlitePool,
-    /// The one connection every write transaction of this process uses. A connection drops its whole page
-    /// cache when it finds that another connection wrote since it last looked; with one writer, the writer's
-    /// cache stays warm, and the b-tree pages a write needs are not read again under the write lock.
-    writer_pool: SqlitePool,
-    /// SQLite allows one writer at a time. Writers queue here, in FIFO order and without sleeping, instead of
-    /// colliding on the file lock, where SQLite's busy handler backs off in sleeps of up to 100 ms.
-    writer: Arc<Semaphore>,
-    /// The audit chain head this process committed last, so that an audited write transaction need not read
-    /// it: one round trip fewer while holding the write lock. Only a hint, as another process (the CLI) may
-    /// have written since; the `audit_log_follows_head` trigger refuses an entry linked onto a stale one.
-    audit_head: Arc<Mutex<Option<ChainPoint>>>,
-    /// Told after every commit; wakes the `checkpoints` task.
-    committed: Arc<Notify>,
+    /// The one connection every write transaction of this process goes through.
+    writer: WriterHandle,
     checkpointer: AbortHandle,
 }
 
@@ -66,19 +57,184 @@ async fn checkpoints(pool: SqlitePool, committed: Arc<Notify>) {
     }
 }
 
+/// The writer connection, shared by the write transactions of this process, which take turns on it.
+///
+/// Write transactions are grouped (group commit): each runs inside a savepoint of a *batch*, one physical
+/// transaction, and is released into it; the batch commits once, when no other writer is waiting or when a
+/// member that stepped back to wait for the COMMIT gets the writer again and finds its batch still open. A page
+/// that several transactions change (the newest page of a table or index, the audit chain head) then goes to
+/// the WAL once per batch instead of once per transaction. Every member waits for the batch's COMMIT, and a
+/// failed COMMIT fails them all; a transaction that fails or is dropped rolls back its savepoint only.
+#[derive(Debug, Clone)]
+struct WriterHandle {
+    writer: Arc<Mutex<Writer>>,
+    /// Write transactions waiting to begin: a hint that decides whether a transaction released into its batch
+    /// commits it at once or leaves it open for them to join.
+    waiting_to_begin: Arc<AtomicUsize>,
+}
+
+#[derive(Debug)]
+struct Writer {
+    /// A connection of its own, not a pool's: it stays inside the batch between transactions. With one
+    /// connection writing, its page cache also stays warm: a connection drops its whole cache when it finds
+    /// that another connection wrote since it last looked.
+    connection: SqliteConnection,
+    /// The open batch, if any.
+    batch: Option<Batch>,
+    /// Whether a write transaction's savepoint is open. Whoever takes the writer and finds one open takes it
+    /// as abandoned (its transaction was dropped without committing) and rolls it back first.
+    savepoint_open: bool,
+    /// The audit chain head as of the work on this connection, so that an audited transaction need not read
+    /// it: one round trip fewer while holding the writer. Only a hint, as another process (the CLI) may have
+    /// written since; the `audit_log_follows_head` trigger refuses an entry linked onto a stale one.
+    audit_head: Option<ChainPoint>,
+    /// Told after every COMMIT; wakes the `checkpoints` task.
+    committed: Arc<Notify>,
+    /// Set by `close`: no new write transactions.
+    closed: bool,
+}
+
+/// One physical transaction holding the work of the write transactions released into it.
+#[derive(Debug)]
+struct Batch {
+    members: usize,
+    /// Set when the batch ends; each member subscribes to learn how.
+    outcome: watch::Sender<Option<BatchResult>>,
+}
+
+/// How a batch ended: committed, or rolled back after the error.
+type BatchResult = Result<(), Arc<sqlx::Error>>;
+
+impl Batch {
+    fn new() -> Self {
+        Self { members: 0, outcome: watch::Sender::new(None) }
+    }
+}
+
+/// The savepoint each write transaction runs in, inside its batch.
+const BEGIN_IN_BATCH: &str = "SAVEPOINT write";
+/// Writers take the file's write lock up front: a deferred transaction that reads and then writes can fail
+/// with SQLITE_BUSY mid-way, which `busy_timeout` cannot retry.
+const BEGIN_BATCH: &str = "BEGIN IMMEDIATE; SAVEPOINT write";
+const RELEASE_INTO_BATCH: &str = "RELEASE write";
+
+impl WriterHandle {
+    /// Waits for the writer, in FIFO order and without sleeping (not on the file lock, where SQLite's busy
+    /// handler backs off in sleeps of up to 100 ms), and rolls back a savepoint left abandoned.
+    async fn lock(&self) -> OwnedMutexGuard<Writer> {
+        let mut writer = Arc::clone(&self.writer).lock_owned().await;
+        if writer.savepoint_open {
+            writer.roll_back_savepoint().await;
+        }
+        writer
+    }
+
+    /// [`Self::lock`] for a transaction about to begin, counted as waiting to begin meanwhile.
+    async fn lock_to_begin(&self) -> OwnedMutexGuard<Writer> {
+        self.waiting_to_begin.fetch_add(1, Ordering::Relaxed);
+        let writer = self.lock().await;
+        self.waiting_to_begin.fetch_sub(1, Ordering::Relaxed);
+        writer
+    }
+
+    fn transactions_waiting_to_begin(&self) -> bool {
+        self.waiting_to_begin.load(Ordering::Relaxed) > 0
+    }
+}
+
+impl Writer {
+    /// Undoes the work of the write transaction in the savepoint and keeps the rest of the batch; a batch
+    /// with no member left is rolled back whole, so that it does not hold the file's write lock.
+    async fn roll_back_savepoint(&mut self) {
+        self.savepoint_open = false;
+        let members = self.batch.as_ref().map_or(0, |batch| batch.members);
+        let statement = if members == 0 { "ROLLBACK" } else { "ROLLBACK TO write; RELEASE write" };
+        match sqlx::query(statement).execute(&mut self.connection).await {
+            Ok(_) if members == 0 => self.end_batch(&Ok(())),
+            Ok(_) => {}
+            // Its members learn of it from the batch's outcome.
+            Err(error) => drop(self.abort_batch(error).await),
+        }
+    }
+
+    /// COMMITs the batch and tells its members how that went.
+    async fn commit_batch(&mut self) -> BatchResult {
+        match sqlx::query("COMMIT").execute(&mut self.connection).await {
+            Ok(_) => {
+                self.committed.notify_one();
+                self.end_batch(&Ok(()));
+                Ok(())
+            }
+            Err(error) => self.abort_batch(error).await,
+        }
+    }
+
+    /// Ends the batch after `error`, whatever state it left the connection in: SQLite rolls a transaction back
+    /// by itself after some errors (a full disk, an I/O error), hence the error of this ROLLBACK is ignored.
+    async fn abort_batch(&mut self, error: sqlx::Error) -> BatchResult {
+        tracing::error!(%error, "a batch of SQLite write transactions failed and is rolled back");
+        let _ = sqlx::query("ROLLBACK").execute(&mut self.connection).await;
+        self.audit_head = None;
+        let outcome = Err(Arc::new(error));
+        self.end_batch(&outcome);
+        outcome
+    }
+
+    fn end_batch(&mut self, outcome: &BatchResult) {
+        if let Some(batch) = self.batch.take() {
+            batch.outcome.send_replace(Some(outcome.clone()));
+        }
+    }
+}
+
+/// One write transaction: the writer, held from `begin` until it is released into its batch.
 pub(crate) struct SqliteTx {
-    tx: Transaction<'static, Sqlite>,
-    /// Held until the transaction commits or is dropped.
-    _writer: OwnedSemaphorePermit,
-    audit_head: Arc<Mutex<Option<ChainPoint>>>,
+    tx: WriterGuard,
     /// The audit entries of this transaction, linked and written when it commits.
     pending_audit: Vec<PendingAuditEntry>,
-    committed: Arc<Notify>,
+}
+
+struct WriterGuard {
+    writer: OwnedMutexGuard<Writer>,
+    handle: WriterHandle,
+}
+
+impl Deref for WriterGuard {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        &self.writer.connection
+    }
+}
+
+impl DerefMut for WriterGuard {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.writer.connection
+    }
+}
+
+impl Drop for WriterGuard {
+    /// A transaction dropped without committing leaves its savepoint open; a task takes the writer next and
+    /// rolls it back (unless a waiting writer does first), so that it holds up neither its batch nor other
+    /// processes for longer than it takes. Without a runtime (at shutdown), the next writer does.
+    fn drop(&mut self) {
+        if self.writer.savepoint_open
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let handle = self.handle.clone();
+            runtime.spawn(async move { drop(handle.lock().await) });
+        }
+    }
 }
 
 /// What the `audit_log_follows_head` trigger answers to an entry linked onto a point that is no longer the
 /// chain head (a head remembered while another process wrote).
 const STALE_AUDIT_HEAD: &str = "audit entry does not follow the chain head";
+
+/// A batch's COMMIT failed, failing each transaction in it.
+#[derive(Debug, thiserror::Error)]
+#[error("committing a batch of write transactions failed")]
+struct BatchFailed(#[source] Arc<sqlx::Error>);
 
 impl SqliteStore {
     const BACKEND: StoreBackend = StoreBackend::Sqlite;
@@ -109,50 +265,70 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)
                 .map_err(|source| ConnectError::CreateDirectory { path: parent.to_path_buf(), source })?;
         }
-        let pool_options = |max_connections| {
-            SqlitePoolOptions::new()
-                // sqlx pings a connection each time it leaves the pool. A SQLite connection is a thread of this
-                // process with the file open; the ping cannot find anything wrong, yet costs a round trip to
-                // that thread (two context switches), which was a fifth of the work of a /me request.
-                .test_before_acquire(false)
-                .max_connections(max_connections)
-                .acquire_timeout(options.acquire_timeout)
-        };
-        let pool = pool_options(options.max_connections)
+        let pool = SqlitePoolOptions::new()
+            // sqlx pings a connection each time it leaves the pool. A SQLite connection is a thread of this
+            // process with the file open; the ping cannot find anything wrong, yet costs a round trip to that
+            // thread (two context switches), which was a fifth of the work of a /me request.
+            .test_before_acquire(false)
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
             .connect_with(connect_options.clone())
             .await
             .map_err(ConnectError::Unreachable)?;
-        let writer_pool = pool_options(1).connect_with(connect_options).await.map_err(ConnectError::Unreachable)?;
+        let connection = connect_options
+            // Each write transaction runs in a savepoint, and SQLite copies every page it changes there first (into
+            // the sub-journal), to be able to roll the savepoint back. By default that copy spills to a temporary
+            // file past 64 KiB, and a refresh then cost some 40 write calls; in memory, it costs a memcpy.
+            .pragma("temp_store", "memory")
+            .connect()
+            .await
+            .map_err(ConnectError::Unreachable)?;
         let committed = Arc::new(Notify::new());
         let checkpointer = tokio::spawn(checkpoints(pool.clone(), Arc::clone(&committed))).abort_handle();
+        let writer =
+            Writer { connection, batch: None, savepoint_open: false, audit_head: None, committed, closed: false };
         Ok(Self {
             pool,
-            writer_pool,
-            writer: Arc::new(Semaphore::new(1)),
-            audit_head: Arc::default(),
-            committed,
+            writer: WriterHandle { writer: Arc::new(Mutex::new(writer)), waiting_to_begin: Arc::default() },
             checkpointer,
         })
     }
 
+    /// Stops new write transactions (those under way still commit) and closes the read connections. The
+    /// writer connection closes when the store is dropped.
     async fn close_pools(&self) {
-        self.writer_pool.close().await;
+        self.writer.lock().await.closed = true;
         self.pool.close().await;
     }
 
-    /// Writers take the lock up front: a deferred transaction that reads and then writes can fail with
-    /// SQLITE_BUSY mid-way, which `busy_timeout` cannot retry.
-    async fn begin_write(&self) -> Result<SqliteTx, sqlx::Error> {
-        let writer = Arc::clone(&self.writer).acquire_owned().await.map_err(|_| sqlx::Error::PoolClosed)?;
-        let pool = self.writer_pool.clone();
-        let tx = crate::database::uncancellable(async move { pool.begin_with("BEGIN IMMEDIATE").await }).await?;
-        Ok(SqliteTx {
-            tx,
-            _writer: writer,
-            audit_head: Arc::clone(&self.audit_head),
-            pending_audit: Vec::new(),
-            committed: Arc::clone(&self.committed),
+    /// Takes the writer and opens a savepoint for the transaction, in a new batch or the open one; a `bulk`
+    /// transaction commits the open batch first and starts one of its own. Run as its own task: cancelled
+    /// half-way, the writer could be left inside a savepoint nobody knows of.
+    async fn begin_write(&self, bulk: bool) -> Result<SqliteTx, sqlx::Error> {
+        let handle = self.writer.clone();
+        crate::database::uncancellable(async move {
+            let mut writer = handle.lock_to_begin().await;
+            if writer.closed {
+                return Err(sqlx::Error::PoolClosed);
+            }
+            if bulk && writer.batch.is_some() {
+                // A failed COMMIT fails the batch's members, not this transaction.
+                let _ = writer.commit_batch().await;
+            }
+            if writer.batch.is_some() {
+                sqlx::query(BEGIN_IN_BATCH).execute(&mut writer.connection).await?;
+            } else {
+                if let Err(error) = sqlx::query(BEGIN_BATCH).execute(&mut writer.connection).await {
+                    // The BEGIN may have succeeded and the SAVEPOINT not; nothing is in the transaction.
+                    let _ = sqlx::query("ROLLBACK").execute(&mut writer.connection).await;
+                    return Err(error);
+                }
+                writer.batch = Some(Batch::new());
+            }
+            writer.savepoint_open = true;
+            Ok(SqliteTx { tx: WriterGuard { writer, handle }, pending_audit: Vec::new() })
         })
+        .await
     }
 }
 
@@ -162,57 +338,86 @@ impl SqliteTx {
         Ok(())
     }
 
-    /// Commits. Pending audit entries are written in the same round trip to the connection's thread as the
-    /// COMMIT, linked onto the head this process remembers: one round trip inside the write lock, whose
-    /// length is what bounds write throughput on SQLite, instead of two. Run as its own task: cancelled
-    /// half-way it could leave the connection outside the transaction sqlx thinks it holds.
+    /// Releases the transaction into its batch and waits for the batch's COMMIT. Run as its own task: a
+    /// member cancelled while waiting could leave its batch without anyone to commit it.
     async fn commit_writes(self) -> Result<(), StoreError> {
-        let committed = Arc::clone(&self.committed);
-        let result = if self.pending_audit.is_empty() {
-            self.tx.commit().await
-        } else {
-            crate::database::uncancellable(self.commit_with_audit_entries()).await
-        };
-        if result.is_ok() {
-            committed.notify_one();
+        match crate::database::uncancellable(self.release_and_commit()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(batch_error)) => Err(StoreError::Unavailable(Box::new(BatchFailed(batch_error)))),
+            Err(error) => Err(crate::errors::store_error(error)),
         }
-        result.map_err(crate::errors::store_error)
     }
 
-    async fn commit_with_audit_entries(mut self) -> Result<(), sqlx::Error> {
+    /// The outer error is this transaction's own (it is rolled back); the inner one its batch's COMMIT's.
+    async fn release_and_commit(mut self) -> Result<BatchResult, sqlx::Error> {
+        if let Err(error) = self.release().await {
+            self.tx.writer.roll_back_savepoint().await;
+            return Err(error);
+        }
+        let writer = &mut self.tx.writer;
+        writer.savepoint_open = false;
+        let batch = writer.batch.get_or_insert_with(Batch::new);
+        batch.members += 1;
+        let mut outcome = batch.outcome.subscribe();
+        if !self.tx.handle.transactions_waiting_to_begin() {
+            return Ok(writer.commit_batch().await);
+        }
+        // Step back for the transactions waiting to begin: they join the batch, and it commits when this one gets
+        // the writer again, unless a later member found nobody waiting and committed it meanwhile (or a bulk
+        // transaction did before it began).
+        let handle = self.tx.handle.clone();
+        drop(self);
+        let writer = tokio::select! {
+            _ = outcome.wait_for(Option::is_some) => None,
+            writer = handle.lock() => Some(writer),
+        };
+        let ended = outcome.borrow().clone();
+        match (ended, writer) {
+            (Some(ended), _) => Ok(ended),
+            // Not ended, so it is still the open batch.
+            (None, Some(mut writer)) => Ok(writer.commit_batch().await),
+            // Waiting for the end stops early only when the batch is dropped, which the writer (kept alive by
+            // `handle`) does not do.
+            (None, None) => Err(sqlx::Error::WorkerCrashed),
+        }
+    }
+
+    /// Releases the savepoint, sending the pending audit entries in the same query, linked onto the head the
+    /// writer remembers: one round trip to the connection's thread while holding the writer instead of two.
+    async fn release(&mut self) -> Result<(), sqlx::Error> {
+        if self.pending_audit.is_empty() {
+            sqlx::query(RELEASE_INTO_BATCH).execute(&mut *self.tx).await?;
+            return Ok(());
+        }
         // Taken, not read: whatever goes wrong below, the next writer reads the head from the database.
-        let remembered = self.audit_head.lock().unwrap_or_else(PoisonError::into_inner).take();
-        let head = match remembered {
+        let head = match self.tx.writer.audit_head.take() {
             Some(head) => head,
             None => self.stored_audit_head().await?,
         };
-        let new_head = match self.write_audit_entries_and_commit(&head).await {
-            // Another process appended since this one remembered the head; the transaction is still open.
+        let new_head = match self.write_audit_entries_and_release(&head).await {
+            // Another process appended since this connection last did; the savepoint is still open.
             Err(error) if is_stale_audit_head(&error) => {
                 let head = self.stored_audit_head().await?;
-                self.write_audit_entries_and_commit(&head).await?
+                self.write_audit_entries_and_release(&head).await?
             }
             written => written?,
         };
-        *self.audit_head.lock().unwrap_or_else(PoisonError::into_inner) = Some(new_head);
-        // sqlx still counts the transaction as open: dropping it sends a ROLLBACK, which ends the empty one
-        // that the statement opened after its COMMIT (see below).
+        self.tx.writer.audit_head = Some(new_head);
         Ok(())
     }
 
-    /// A plain read is enough: `BEGIN IMMEDIATE` made this transaction the only writer of the file.
+    /// A plain read is enough: `BEGIN IMMEDIATE` made this batch the only writer of the file.
     async fn stored_audit_head(&mut self) -> Result<ChainPoint, sqlx::Error> {
         let (seq, hash): (i64, String) =
             sqlx::query_as("SELECT head_seq, head_hash FROM audit_chain WHERE id = 1").fetch_one(&mut *self.tx).await?;
         Ok(ChainPoint { seq, hash, seal: None })
     }
 
-    /// Links the pending entries onto `head` and sends them with `COMMIT` as one multi-statement query,
-    /// returning the new head. A failing statement stops the query there, before the COMMIT, and leaves the
-    /// transaction open (a trigger refusal undoes only its own statement). After the COMMIT the query opens an
-    /// empty deferred transaction, which takes no lock, so that the connection is inside a transaction again,
-    /// as sqlx's bookkeeping expects. Anonymous `?` placeholders number on across the statements.
-    async fn write_audit_entries_and_commit(&mut self, head: &ChainPoint) -> Result<ChainPoint, sqlx::Error> {
+    /// Links the pending entries onto `head` and sends them with the savepoint's RELEASE as one multi-statement
+    /// query, returning the new head. A failing statement stops the query there, before the RELEASE, and leaves
+    /// the savepoint open (a trigger refusal undoes only its own statement). Anonymous `?` placeholders number
+    /// on across the statements.
+    async fn write_audit_entries_and_release(&mut self, head: &ChainPoint) -> Result<ChainPoint, sqlx::Error> {
         macro_rules! insert_entry {
             () => {
                 concat!(
@@ -222,14 +427,14 @@ impl SqliteTx {
                 )
             };
         }
-        macro_rules! commit_and_reopen {
+        macro_rules! release {
             () => {
-                "COMMIT; BEGIN"
+                "RELEASE write"
             };
         }
         let statement: Cow<'static, str> = match self.pending_audit.len() {
-            1 => Cow::Borrowed(concat!(insert_entry!(), commit_and_reopen!())),
-            entries => Cow::Owned(insert_entry!().repeat(entries) + commit_and_reopen!()),
+            1 => Cow::Borrowed(concat!(insert_entry!(), release!())),
+            entries => Cow::Owned(insert_entry!().repeat(entries) + release!()),
         };
         let mut previous = head.clone();
         let mut seals = Vec::with_capacity(self.pending_audit.len());

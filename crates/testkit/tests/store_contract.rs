@@ -1385,3 +1385,131 @@ mod ledger {
         .await;
     }
 }
+
+/// Lets tasks just spawned reach the point where they wait for the writer.
+async fn let_waiters_queue() {
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+}
+
+async fn user_exists(store: &Arc<dyn Store>, email: &str) -> bool {
+    store.user_by_email(&Email::parse(email).expect("valid email")).await.expect("read").is_some()
+}
+
+#[tokio::test]
+async fn concurrent_transactions_commit_or_roll_back_each_on_its_own() {
+    // On SQLite, write transactions that wait for each other commit together (group commit): here `first` is
+    // released while `dropped` and `last` wait to begin, so all three run in one batch, and the one dropped
+    // mid-way must take back only its own work.
+    on_every_backend(|store, _| async move {
+        let mut first = store.begin().await.expect("begin");
+        first.insert_user(&new_user("first@example.com")).await.expect("insert");
+        let dropped = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move {
+                let mut tx = store.begin().await.expect("begin");
+                tx.insert_user(&new_user("dropped@example.com")).await.expect("insert");
+                let duplicate = tx.insert_user(&new_user("dropped@example.com")).await;
+                assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "{duplicate:?}");
+                // Dropped without committing.
+            }
+        });
+        let last = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move {
+                let_waiters_queue().await;
+                let mut tx = store.begin().await.expect("begin");
+                tx.insert_user(&new_user("last@example.com")).await.expect("insert");
+                tx.commit().await
+            }
+        });
+        let_waiters_queue().await;
+        let_waiters_queue().await;
+        first.commit().await.expect("commit first");
+        dropped.await.expect("dropped task");
+        last.await.expect("last task").expect("commit last");
+
+        assert!(user_exists(&store, "first@example.com").await);
+        assert!(user_exists(&store, "last@example.com").await);
+        assert!(!user_exists(&store, "dropped@example.com").await, "a dropped transaction wrote nothing");
+        // The writer is free and consistent afterwards.
+        insert(&store, &new_user("after@example.com")).await.expect("insert after");
+        assert!(user_exists(&store, "after@example.com").await);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_transaction_abandoned_while_waiting_to_begin_or_commit_leaves_the_others_intact() {
+    on_every_backend(|store, _| async move {
+        let mut holder = store.begin().await.expect("begin");
+        holder.insert_user(&new_user("holder@example.com")).await.expect("insert");
+        // A caller that gives up while waiting for the writer (a client that disconnects).
+        let abandoned_begin = {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { drop(store.begin().await) })
+        };
+        let_waiters_queue().await;
+        abandoned_begin.abort();
+        // A caller that gives up while its commit waits for the batch.
+        let abandoned_commit = {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.expect("begin");
+                tx.insert_user(&new_user("gave-up@example.com")).await.expect("insert");
+                tx.commit().await
+            })
+        };
+        let_waiters_queue().await;
+        holder.commit().await.expect("commit holder");
+        let_waiters_queue().await;
+        abandoned_commit.abort();
+        let _ = abandoned_commit.await;
+
+        // A commit that was under way when its caller left still happens, in full or not at all.
+        let finished = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            loop {
+                if user_exists(&store, "gave-up@example.com").await {
+                    break;
+                }
+                let_waiters_queue().await;
+            }
+        })
+        .await;
+        assert!(finished.is_ok(), "the abandoned commit's batch never committed");
+        assert!(user_exists(&store, "holder@example.com").await);
+        insert(&store, &new_user("after@example.com")).await.expect("the writer is free");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_bulk_transaction_does_not_hold_up_the_commits_before_it() {
+    on_every_backend(|store, _| async move {
+        let mut short = store.begin().await.expect("begin");
+        short.insert_user(&new_user("short@example.com")).await.expect("insert");
+        let (began_tx, began) = tokio::sync::oneshot::channel();
+        let (finish_tx, finish) = tokio::sync::oneshot::channel::<()>();
+        let bulk = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move {
+                let mut tx = store.begin_bulk().await.expect("begin bulk");
+                tx.insert_user(&new_user("bulk@example.com")).await.expect("insert");
+                began_tx.send(()).expect("test waits");
+                // Still running, as an import would be, until the test says.
+                finish.await.expect("test says");
+                tx.commit().await
+            }
+        });
+        let_waiters_queue().await;
+        // `short` is released while `bulk` waits to begin; its commit must not wait for `bulk` to finish.
+        let committed = tokio::time::timeout(std::time::Duration::from_secs(5), short.commit()).await;
+        committed.expect("the short commit waited for the bulk transaction").expect("commit short");
+        assert!(user_exists(&store, "short@example.com").await);
+        began.await.expect("bulk began");
+        assert!(!user_exists(&store, "bulk@example.com").await, "not committed yet");
+        finish_tx.send(()).expect("bulk waits");
+        bulk.await.expect("bulk task").expect("commit bulk");
+        assert!(user_exists(&store, "bulk@example.com").await);
+    })
+    .await;
+}
