@@ -1,6 +1,5 @@
 //! The embedded backend: one SQLite file in WAL mode.
 
-use std::borrow::Cow;
 use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -98,6 +97,9 @@ struct Writer {
 #[derive(Debug)]
 struct Batch {
     members: usize,
+    /// The audit entries of the members, in the order they were released: written, linked onto the chain
+    /// head, just before the COMMIT.
+    audit: Vec<PendingAuditEntry>,
     /// Set when the batch ends; each member subscribes to learn how.
     outcome: watch::Sender<Option<BatchResult>>,
 }
@@ -107,7 +109,7 @@ type BatchResult = Result<(), Arc<sqlx::Error>>;
 
 impl Batch {
     fn new() -> Self {
-        Self { members: 0, outcome: watch::Sender::new(None) }
+        Self { members: 0, audit: Vec::new(), outcome: watch::Sender::new(None) }
     }
 }
 
@@ -157,9 +159,15 @@ impl Writer {
         }
     }
 
-    /// COMMITs the batch and tells its members how that went.
+    /// COMMITs the batch, with its audit entries, and tells its members how that went.
     async fn commit_batch(&mut self) -> BatchResult {
-        match sqlx::query("COMMIT").execute(&mut self.connection).await {
+        let audit = self.batch.as_mut().map(|batch| std::mem::take(&mut batch.audit)).unwrap_or_default();
+        let committed = if audit.is_empty() {
+            sqlx::query("COMMIT").execute(&mut self.connection).await.map(drop)
+        } else {
+            self.write_audit_entries_and_commit(audit).await
+        };
+        match committed {
             Ok(_) => {
                 self.committed.notify_one();
                 self.end_batch(&Ok(()));
@@ -180,6 +188,58 @@ impl Writer {
         outcome
     }
 
+    /// Writes the batch's audit entries linked onto the head this connection remembers, and COMMITs, in one
+    /// round trip to the connection's thread. Written here, outside the members' savepoints, the pages they
+    /// change are not copied into a savepoint's journal first, and a batch's entries cost one statement.
+    async fn write_audit_entries_and_commit(&mut self, mut audit: Vec<PendingAuditEntry>) -> Result<(), sqlx::Error> {
+        // Taken, not read: whatever goes wrong below, the next batch reads the head from the database.
+        let head = match self.audit_head.take() {
+            Some(head) => head,
+            None => self.stored_audit_head().await?,
+        };
+        let new_head = match self.send_audit_entries_and_commit(&mut audit, &head).await {
+            // Another process appended since this connection last did; the batch is still open.
+            Err(error) if is_stale_audit_head(&error) => {
+                let head = self.stored_audit_head().await?;
+                self.send_audit_entries_and_commit(&mut audit, &head).await?
+            }
+            sent => sent?,
+        };
+        self.audit_head = Some(new_head);
+        Ok(())
+    }
+
+    /// A plain read is enough: `BEGIN IMMEDIATE` made this batch the only writer of the file.
+    async fn stored_audit_head(&mut self) -> Result<ChainPoint, sqlx::Error> {
+        let (seq, hash): (i64, String) = sqlx::query_as("SELECT head_seq, head_hash FROM audit_chain WHERE id = 1")
+            .fetch_one(&mut self.connection)
+            .await?;
+        Ok(ChainPoint { seq, hash, seal: None })
+    }
+
+    /// Links the entries onto `head` and sends them with the COMMIT as one multi-statement query, returning
+    /// the new head. A failing statement stops the query there, before the COMMIT (a trigger refusal undoes
+    /// only its own statement). Anonymous `?` placeholders number on across the statements.
+    async fn send_audit_entries_and_commit(
+        &mut self,
+        audit: &mut [PendingAuditEntry],
+        head: &ChainPoint,
+    ) -> Result<ChainPoint, sqlx::Error> {
+        let mut previous = head.clone();
+        let mut seals = Vec::with_capacity(audit.len());
+        for pending in audit.iter_mut() {
+            seals.push(pending.link_after(&previous));
+            previous = pending.point();
+        }
+        let statement = insert_audit_entries_and_commit(audit.len());
+        let mut query = sqlx::query(&statement);
+        for (pending, seal) in audit.iter().zip(seals) {
+            query = bind_audit_entry!(query, pending.entry(), seal);
+        }
+        query.execute(&mut self.connection).await?;
+        Ok(previous)
+    }
+
     fn end_batch(&mut self, outcome: &BatchResult) {
         if let Some(batch) = self.batch.take() {
             batch.outcome.send_replace(Some(outcome.clone()));
@@ -190,7 +250,7 @@ impl Writer {
 /// One write transaction: the writer, held from `begin` until it is released into its batch.
 pub(crate) struct SqliteTx {
     tx: WriterGuard,
-    /// The audit entries of this transaction, linked and written when it commits.
+    /// The audit entries of this transaction, handed to the batch when it is released.
     pending_audit: Vec<PendingAuditEntry>,
 }
 
@@ -382,73 +442,39 @@ impl SqliteTx {
         }
     }
 
-    /// Releases the savepoint, sending the pending audit entries in the same query, linked onto the head the
-    /// writer remembers: one round trip to the connection's thread while holding the writer instead of two.
+    /// Releases the savepoint: its work joins the batch, and its audit entries are written with the batch's
+    /// COMMIT.
     async fn release(&mut self) -> Result<(), sqlx::Error> {
-        if self.pending_audit.is_empty() {
-            sqlx::query(RELEASE_INTO_BATCH).execute(&mut *self.tx).await?;
-            return Ok(());
-        }
-        // Taken, not read: whatever goes wrong below, the next writer reads the head from the database.
-        let head = match self.tx.writer.audit_head.take() {
-            Some(head) => head,
-            None => self.stored_audit_head().await?,
-        };
-        let new_head = match self.write_audit_entries_and_release(&head).await {
-            // Another process appended since this connection last did; the savepoint is still open.
-            Err(error) if is_stale_audit_head(&error) => {
-                let head = self.stored_audit_head().await?;
-                self.write_audit_entries_and_release(&head).await?
-            }
-            written => written?,
-        };
-        self.tx.writer.audit_head = Some(new_head);
+        sqlx::query(RELEASE_INTO_BATCH).execute(&mut *self.tx).await?;
+        let batch = self.tx.writer.batch.get_or_insert_with(Batch::new);
+        batch.audit.append(&mut self.pending_audit);
         Ok(())
     }
+}
 
-    /// A plain read is enough: `BEGIN IMMEDIATE` made this batch the only writer of the file.
-    async fn stored_audit_head(&mut self) -> Result<ChainPoint, sqlx::Error> {
-        let (seq, hash): (i64, String) =
-            sqlx::query_as("SELECT head_seq, head_hash FROM audit_chain WHERE id = 1").fetch_one(&mut *self.tx).await?;
-        Ok(ChainPoint { seq, hash, seal: None })
-    }
+/// Entries per INSERT statement: 20 parameters each, well under SQLite's limit of 32,766 per statement.
+const AUDIT_ENTRIES_PER_INSERT: usize = 500;
 
-    /// Links the pending entries onto `head` and sends them with the savepoint's RELEASE as one multi-statement
-    /// query, returning the new head. A failing statement stops the query there, before the RELEASE, and leaves
-    /// the savepoint open (a trigger refusal undoes only its own statement). Anonymous `?` placeholders number
-    /// on across the statements.
-    async fn write_audit_entries_and_release(&mut self, head: &ChainPoint) -> Result<ChainPoint, sqlx::Error> {
-        macro_rules! insert_entry {
-            () => {
-                concat!(
-                    "INSERT INTO audit_log (",
-                    crate::queries::audit_columns!(),
-                    ", head_seal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?); "
-                )
-            };
+/// `INSERT INTO audit_log … VALUES (…), (…), …; COMMIT` for `entries` entries.
+fn insert_audit_entries_and_commit(entries: usize) -> String {
+    const INSERT: &str = concat!("INSERT INTO audit_log (", crate::queries::audit_columns!(), ", head_seal) VALUES ");
+    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    let mut statement = String::with_capacity(entries * (ROW.len() + 2) + INSERT.len() + 16);
+    let mut left = entries;
+    while left > 0 {
+        let rows = left.min(AUDIT_ENTRIES_PER_INSERT);
+        statement.push_str(INSERT);
+        for row in 0..rows {
+            if row > 0 {
+                statement.push_str(", ");
+            }
+            statement.push_str(ROW);
         }
-        macro_rules! release {
-            () => {
-                "RELEASE write"
-            };
-        }
-        let statement: Cow<'static, str> = match self.pending_audit.len() {
-            1 => Cow::Borrowed(concat!(insert_entry!(), release!())),
-            entries => Cow::Owned(insert_entry!().repeat(entries) + release!()),
-        };
-        let mut previous = head.clone();
-        let mut seals = Vec::with_capacity(self.pending_audit.len());
-        for pending in &mut self.pending_audit {
-            seals.push(pending.link_after(&previous));
-            previous = pending.point();
-        }
-        let mut query = sqlx::query(&statement);
-        for (pending, seal) in self.pending_audit.iter().zip(seals) {
-            query = bind_audit_entry!(query, pending.entry(), seal);
-        }
-        query.execute(&mut *self.tx).await?;
-        Ok(previous)
+        statement.push_str("; ");
+        left -= rows;
     }
+    statement.push_str("COMMIT");
+    statement
 }
 
 fn is_stale_audit_head(error: &sqlx::Error) -> bool {

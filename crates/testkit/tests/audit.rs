@@ -411,3 +411,51 @@ async fn two_processes_appending_at_once_keep_one_chain() {
     let oldest = newest_first.iter().rev().take(2).map(|entry| entry.details.as_str()).collect::<Vec<_>>();
     assert_eq!(oldest, [r#"{"step":0,"writer":0}"#, r#"{"step":1,"writer":0}"#], "one transaction, in order");
 }
+
+#[tokio::test]
+async fn concurrent_writers_and_a_large_transaction_keep_one_chain_on_every_backend() {
+    // On SQLite, concurrent write transactions commit in batches, and a batch writes its members' entries with
+    // its COMMIT, several hundred per INSERT statement: here 64 writers at once, and one transaction of 1,201
+    // entries, which takes three statements.
+    for database in TestDatabase::every_backend().await {
+        let opened = database.open().await;
+        let log = Arc::new(AuditLog::new(opened.store(), chain_sealer(), Arc::new(SystemClock)));
+        let context = RequestContext::command_line("test");
+        let event = |writer: usize, step: usize| {
+            AuditEvent::new(AuditAction::KeysRotated, AuditOutcome::Success)
+                .detail("writer", writer)
+                .detail("step", step)
+        };
+        let large = {
+            let (log, store, context) = (Arc::clone(&log), opened.store(), context.clone());
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.expect("begin");
+                for step in 0..1_201 {
+                    log.append(&mut tx, &context, event(64, step)).await.expect("append");
+                }
+                tx.commit().await.expect("commit");
+            })
+        };
+        let writers = (0..64).map(|writer| {
+            let (log, context) = (Arc::clone(&log), context.clone());
+            tokio::spawn(async move {
+                for step in 0..5 {
+                    log.record(&context, event(writer, step)).await.expect("append");
+                }
+            })
+        });
+        for writer in futures::future::join_all(writers).await {
+            writer.expect("writer task");
+        }
+        large.await.expect("large transaction");
+
+        let report = log.verify().await.expect("one unbroken chain");
+        assert_eq!((report.entries, report.head.seq), (1_521, 1_521), "{:?}", database.backend);
+        let entries = log.query(&AuditQuery { limit: 2_000, ..AuditQuery::default() }).await.expect("list");
+        let oldest_first = entries.iter().rev().map(|entry| entry.details.as_str()).collect::<Vec<_>>();
+        let start = oldest_first.iter().position(|details| details.contains(r#""writer":64"#)).expect("written");
+        let expected = (0..1_201).map(|step| format!(r#"{{"step":{step},"writer":64}}"#)).collect::<Vec<_>>();
+        assert_eq!(oldest_first[start..start + 1_201], expected, "one transaction's entries are consecutive, in order");
+        opened.store().close().await;
+    }
+}
