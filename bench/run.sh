@@ -72,6 +72,7 @@ PG_USER="${BENCH_PG_USER:-postgres}"
 REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
 RECORD=0
 BUILD=1
+AUDIT_OFF=0
 # CPU use (percent of all CPUs), measured with the server idle before each row, above which the row is
 # considered disturbed by other work.
 readonly BUSY_WARN=10
@@ -104,12 +105,14 @@ BACKEND_BUSY=0
 
 usage() {
     cat <<'EOF'
-Usage: bench/run.sh [--postgres | --sqlite] [--record] [--no-build]
+Usage: bench/run.sh [--postgres | --sqlite] [--record] [--no-build] [--audit-off]
 
   --postgres   require PostgreSQL + Redis (same as BENCH_POSTGRES=1; by default they are used when reachable)
   --sqlite     SQLite only (same as BENCH_POSTGRES=0)
   --record     replace the results section of docs/benchmarks.md with this run
   --no-build   use the existing release binary instead of running cargo build
+  --audit-off  measure a build whose audit log writes nothing (feature benchmark-without-audit, built into
+               target/audit-off): what auditing costs is the difference to a normal run
 
 Environment (defaults in brackets):
   BENCH_DURATION         seconds per measurement [10]
@@ -174,12 +177,14 @@ parse_args() {
             --sqlite) POSTGRES=0 ;;
             --record) RECORD=1 ;;
             --no-build) BUILD=0 ;;
+            --audit-off) AUDIT_OFF=1 ;;
             -h | --help) usage; exit 0 ;;
             *) usage >&2; die "unknown option: $1" ;;
         esac
         shift
     done
     [[ "$POSTGRES" =~ ^(auto|0|1)$ ]] || die "BENCH_POSTGRES must be auto, 0 or 1"
+    ((AUDIT_OFF && RECORD)) && die "--audit-off figures are a comparison, not results: they are never recorded"
     [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || die "BENCH_DURATION must be a whole number of seconds"
     [[ "$WARMUP" =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be a whole number of seconds"
     [[ "$THREADS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_THREADS must be a positive integer"
@@ -233,9 +238,17 @@ build() {
     [[ "$target_dir" == /* ]] || target_dir="$REPO_DIR/$target_dir"
     BIN="$target_dir/release/dashtam"
     local generator="$target_dir/release/examples/write_large"
+    # The build without auditing goes to a target directory of its own, so that no later run can take it
+    # for the real binary.
+    local -a server_build=(cargo build --release --quiet -p dashtam-server)
+    if ((AUDIT_OFF)); then
+        BIN="$target_dir/audit-off/release/dashtam"
+        server_build+=(--features benchmark-without-audit --target-dir "$target_dir/audit-off")
+        NOTES+=("- Measured with the audit log OFF (a \`benchmark-without-audit\` build), for comparison only.")
+    fi
     if ((BUILD)); then
         log "building the release binary and the OFX generator"
-        (cd "$REPO_DIR" && cargo build --release --quiet -p dashtam-server \
+        (cd "$REPO_DIR" && "${server_build[@]}" \
             && cargo build --release --quiet -p dashtam-import --example write_large)
     fi
     [[ -x "$BIN" ]] || die "$BIN not found; run without --no-build"
