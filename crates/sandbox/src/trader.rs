@@ -330,7 +330,7 @@ fn parse_transaction_query(query: Option<&str>) -> Result<TransactionQuery, ApiE
     if start > end {
         return Err(ApiError::bad_request("startDate is after endDate"));
     }
-    if end > one_year_after(start) {
+    if one_year_after(start).is_some_and(|limit| end > limit) {
         return Err(ApiError::bad_request("the date range may not exceed one year"));
     }
     let types = get("types").map(|types| types.split(',').map(|kind| kind.trim().to_owned()).collect());
@@ -338,9 +338,10 @@ fn parse_transaction_query(query: Option<&str>) -> Result<TransactionQuery, ApiE
     Ok(TransactionQuery { start, end, types, symbol })
 }
 
-/// The same instant a calendar year later (29 February counts as 365 days).
-fn one_year_after(instant: OffsetDateTime) -> OffsetDateTime {
-    instant.replace_year(instant.year() + 1).unwrap_or(instant + Duration::days(365))
+/// The same instant a calendar year later (29 February counts as 365 days); `None` past the last representable
+/// year, where every later instant is less than a year away anyway.
+fn one_year_after(instant: OffsetDateTime) -> Option<OffsetDateTime> {
+    instant.replace_year(instant.year() + 1).ok().or_else(|| instant.checked_add(Duration::days(365)))
 }
 
 /// `GET /trader/v1/accounts/{hashValue}/transactions?startDate=…&endDate=…[&types=…][&symbol=…]`.
@@ -464,4 +465,23 @@ fn cash_items(net: Decimal) -> Vec<Value> {
 /// Settlement dates are written as midnight New York time, as in Schwab's answers.
 fn settlement_time(day: Date) -> String {
     schwab_time(day.with_hms(4, 0, 0).map_or(OffsetDateTime::UNIX_EPOCH, |moment| moment.assume_utc()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_up_to_the_last_representable_day_are_checked_without_overflow() {
+        // Found by the API fuzzer: a sync of 9999-12-31 made the year check overflow and the sandbox panic.
+        let query =
+            parse_transaction_query(Some("startDate=9999-12-31T00:00:00.000Z&endDate=9999-12-31T23:59:59.999Z"));
+        assert!(query.is_ok());
+        assert_eq!(one_year_after(time::macros::datetime!(9999-12-31 0:00 UTC)), None);
+        let leap = one_year_after(time::macros::datetime!(2024-02-29 12:00 UTC));
+        assert_eq!(leap, Some(time::macros::datetime!(2025-02-28 12:00 UTC)));
+        let too_long =
+            parse_transaction_query(Some("startDate=2024-01-01T00:00:00.000Z&endDate=2025-01-02T00:00:00.000Z"));
+        assert!(too_long.is_err());
+    }
 }
