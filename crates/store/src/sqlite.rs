@@ -83,9 +83,9 @@ struct Writer {
     /// Whether a write transaction's savepoint is open. Whoever takes the writer and finds one open takes it
     /// as abandoned (its transaction was dropped without committing) and rolls it back first.
     savepoint_open: bool,
-    /// The audit chain head as of the work on this connection, so that an audited transaction need not read
-    /// it: one round trip fewer while holding the writer. Only a hint, as another process (the CLI) may have
-    /// written since; the `audit_log_follows_head` trigger refuses an entry linked onto a stale one.
+    /// The audit chain head as of the last COMMIT on this connection, so that a batch with audit entries need
+    /// not read it: one round trip fewer while holding the writer. Only a hint, as another process (the CLI)
+    /// may have written since; the `audit_log_follows_head` trigger refuses an entry linked onto a stale one.
     audit_head: Option<ChainPoint>,
     /// Told after every COMMIT; wakes the `checkpoints` task.
     committed: Arc<Notify>,
