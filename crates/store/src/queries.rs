@@ -17,6 +17,17 @@ macro_rules! user_columns {
 /// makes a `$tx` from what `begin_write` returns.
 macro_rules! impl_store_ports {
     ($store:ty, $tx:ident, $wrap:expr) => {
+        impl $store {
+            async fn begin_boxed(
+                &self,
+                bulk: bool,
+            ) -> Result<Box<dyn dashtam_domain::ports::StoreTx>, dashtam_domain::ports::StoreError> {
+                let begun = self.begin_write(bulk).await.map_err($crate::errors::store_error)?;
+                let wrap: fn(_) -> $tx = $wrap;
+                Ok(Box::new(wrap(begun)))
+            }
+        }
+
         #[async_trait::async_trait]
         impl dashtam_domain::ports::Store for $store {
             fn backend(&self) -> dashtam_domain::ports::StoreBackend {
@@ -42,17 +53,13 @@ macro_rules! impl_store_ports {
             async fn begin(
                 &self,
             ) -> Result<Box<dyn dashtam_domain::ports::StoreTx>, dashtam_domain::ports::StoreError> {
-                let begun = self.begin_write(false).await.map_err($crate::errors::store_error)?;
-                let wrap: fn(_) -> $tx = $wrap;
-                Ok(Box::new(wrap(begun)))
+                self.begin_boxed(false).await
             }
 
             async fn begin_bulk(
                 &self,
             ) -> Result<Box<dyn dashtam_domain::ports::StoreTx>, dashtam_domain::ports::StoreError> {
-                let begun = self.begin_write(true).await.map_err($crate::errors::store_error)?;
-                let wrap: fn(_) -> $tx = $wrap;
-                Ok(Box::new(wrap(begun)))
+                self.begin_boxed(true).await
             }
 
             async fn user_by_id(

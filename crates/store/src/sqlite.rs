@@ -410,14 +410,16 @@ impl SqliteTx {
 
     /// The outer error is this transaction's own (it is rolled back); the inner one its batch's COMMIT's.
     async fn release_and_commit(mut self) -> Result<BatchResult, sqlx::Error> {
-        if let Err(error) = self.release().await {
+        if let Err(error) = sqlx::query(RELEASE_INTO_BATCH).execute(&mut *self.tx).await {
             self.tx.writer.roll_back_savepoint().await;
             return Err(error);
         }
+        // Released: the work is the batch's now, and so are the audit entries, written with its COMMIT.
         let writer = &mut self.tx.writer;
         writer.savepoint_open = false;
         let batch = writer.batch.get_or_insert_with(Batch::new);
         batch.members += 1;
+        batch.audit.append(&mut self.pending_audit);
         let mut outcome = batch.outcome.subscribe();
         if !self.tx.handle.transactions_waiting_to_begin() {
             return Ok(writer.commit_batch().await);
@@ -440,15 +442,6 @@ impl SqliteTx {
             // `handle`) does not do.
             (None, None) => Err(sqlx::Error::WorkerCrashed),
         }
-    }
-
-    /// Releases the savepoint: its work joins the batch, and its audit entries are written with the batch's
-    /// COMMIT.
-    async fn release(&mut self) -> Result<(), sqlx::Error> {
-        sqlx::query(RELEASE_INTO_BATCH).execute(&mut *self.tx).await?;
-        let batch = self.tx.writer.batch.get_or_insert_with(Batch::new);
-        batch.audit.append(&mut self.pending_audit);
-        Ok(())
     }
 }
 

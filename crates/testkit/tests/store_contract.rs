@@ -1398,8 +1398,8 @@ async fn user_exists(store: &Arc<dyn Store>, email: &str) -> bool {
 #[tokio::test]
 async fn concurrent_transactions_commit_or_roll_back_each_on_its_own() {
     // On SQLite, write transactions that wait for each other commit together (group commit): here `first` is
-    // released while `dropped` and `last` wait to begin, so all three run in one batch, and the one dropped
-    // mid-way must take back only its own work.
+    // released while `dropped` and `last` wait to begin (the pauses let them queue), so the three share a batch,
+    // and the one dropped mid-way must take back only its own work.
     on_every_backend(|store, _| async move {
         let mut first = store.begin().await.expect("begin");
         first.insert_user(&new_user("first@example.com")).await.expect("insert");
@@ -1450,18 +1450,21 @@ async fn a_transaction_abandoned_while_waiting_to_begin_or_commit_leaves_the_oth
         };
         let_waiters_queue().await;
         abandoned_begin.abort();
-        // A caller that gives up while its commit waits for the batch.
+        // A caller that gives up once its commit is under way.
+        let (committing_tx, committing) = tokio::sync::oneshot::channel();
         let abandoned_commit = {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
                 let mut tx = store.begin().await.expect("begin");
                 tx.insert_user(&new_user("gave-up@example.com")).await.expect("insert");
+                committing_tx.send(()).expect("test waits");
+                // Polled at once after the send: the commit has started before this task first yields.
                 tx.commit().await
             })
         };
         let_waiters_queue().await;
         holder.commit().await.expect("commit holder");
-        let_waiters_queue().await;
+        committing.await.expect("the commit started");
         abandoned_commit.abort();
         let _ = abandoned_commit.await;
 
