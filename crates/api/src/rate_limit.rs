@@ -372,8 +372,7 @@ fn account_of(body: &[u8]) -> Option<String> {
     let raw = serde_json::from_slice::<EmailField>(body).ok()?.email;
     let normalised = Email::parse(&raw).map_or_else(|_| raw.trim().to_lowercase(), |email| email.as_str().to_owned());
     let digest = Sha256::digest(normalised.as_bytes());
-    let hex: String = digest[..16].iter().map(|byte| format!("{byte:02x}")).collect();
-    Some(format!("account:{hex}"))
+    Some(format!("account:{}", hex::encode(&digest[..16])))
 }
 
 /// Logs backend failures at most once per interval, with how many were not logged in between.

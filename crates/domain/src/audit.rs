@@ -258,12 +258,12 @@ impl AuditEntry {
         hasher.update(self.occurred_at.unix_timestamp_nanos().to_be_bytes());
         put(&mut hasher, self.action.as_bytes());
         put(&mut hasher, self.outcome.as_str().as_bytes());
-        put_optional(&mut hasher, self.user_id.map(|id| id.to_string()).as_deref());
+        put_optional_uuid(&mut hasher, self.user_id);
         put(&mut hasher, self.actor.as_bytes());
         put_optional(&mut hasher, self.resource_type.as_deref());
         put_optional(&mut hasher, self.resource_id.as_deref());
         put_optional(&mut hasher, self.request_id.as_deref());
-        put_optional(&mut hasher, self.session_id.map(|id| id.to_string()).as_deref());
+        put_optional_uuid(&mut hasher, self.session_id);
         put_optional(&mut hasher, self.method.as_deref());
         put_optional(&mut hasher, self.route.as_deref());
         put_optional(&mut hasher, self.path.as_deref());
@@ -271,7 +271,7 @@ impl AuditEntry {
         put_optional(&mut hasher, self.user_agent.as_deref());
         put_optional(&mut hasher, self.trace_id.as_deref());
         put(&mut hasher, self.details.as_bytes());
-        to_hex(&hasher.finalize())
+        hex::encode(hasher.finalize())
     }
 }
 
@@ -291,12 +291,10 @@ fn put_optional(hasher: &mut Sha256, value: Option<&str>) {
     }
 }
 
-fn to_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
-        let _ = write!(text, "{byte:02x}");
-        text
-    })
+/// An id as its hyphenated lower-case text, the form the hash has always covered (without allocating it).
+fn put_optional_uuid(hasher: &mut Sha256, id: Option<Uuid>) {
+    let mut text = Uuid::encode_buffer();
+    put_optional(hasher, id.map(|id| &*id.hyphenated().encode_lower(&mut text)));
 }
 
 /// A point of the chain: a sequence number and the hash of the entry there, sealed.
@@ -326,11 +324,16 @@ pub struct PendingAuditEntry {
 }
 
 impl PendingAuditEntry {
-    /// Makes the entry the link after `previous` (its sequence number and hash) and returns the seal of the
-    /// head it becomes. Linking again, onto another point, replaces both.
-    pub fn link_after(&mut self, previous: &ChainPoint) -> String {
+    /// Makes the entry the link after `previous` (its sequence number and hash). Linking again, onto another
+    /// point, replaces both.
+    pub fn link_after(&mut self, previous: &ChainPoint) {
         self.entry.seq = previous.seq + 1;
         self.entry.hash = self.entry.chain_hash(&previous.hash);
+    }
+
+    /// The seal the chain head carries while this entry, as last linked, is the newest. Entries appended
+    /// together need only the last one's.
+    pub fn head_seal(&self) -> String {
         self.sealer.seal(&ChainPoint::sealed_message("head", self.entry.seq, &self.entry.hash))
     }
 
@@ -612,6 +615,18 @@ mod tests {
         for variant in changed {
             assert_ne!(variant.chain_hash(GENESIS_HASH), base, "{variant:?}");
         }
+    }
+
+    /// The hash is part of the stored data: chains written by earlier versions must still verify. The value
+    /// was computed independently of this code, with Python's hashlib over the same encoding.
+    #[test]
+    fn the_hash_of_an_entry_is_stable_across_versions() {
+        let entry = AuditEntry {
+            user_id: Some(Uuid::from_u128(0x0192f3a4_5b6c_7d8e_9f00_112233445566)),
+            session_id: Some(Uuid::from_u128(0x0192f3a4_5b6c_7d8e_9f00_aabbccddeeff)),
+            ..entry()
+        };
+        assert_eq!(entry.chain_hash(GENESIS_HASH), "fe9eb8a0e2ab8511bd710a6748ab976a300f16c1edc68a153b8d237ec2427797");
     }
 
     #[test]

@@ -59,14 +59,15 @@ impl PgTx {
         .fetch_one(&mut *self.tx)
         .await
         .map_err(crate::errors::store_error)?;
-        let head_seal = pending.link_after(&ChainPoint { seq, hash, seal: None });
+        pending.link_after(&ChainPoint { seq, hash, seal: None });
         let query = sqlx::query(concat!(
             "INSERT INTO audit_log (",
             crate::queries::audit_columns!(),
             ", head_seal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
              $19, $20)"
         ));
-        bind_audit_entry!(query, pending.entry(), head_seal)
+        bind_audit_entry!(query, pending.entry())
+            .bind(pending.head_seal())
             .execute(&mut *self.tx)
             .await
             .map(drop)

@@ -932,9 +932,9 @@ macro_rules! audit_columns {
     };
 }
 
-/// Binds an audit entry's columns, in [`audit_columns`] order, then its head seal.
+/// Binds an audit entry's columns, in [`audit_columns`] order.
 macro_rules! bind_audit_entry {
-    ($query:expr, $entry:expr, $head_seal:expr) => {
+    ($query:expr, $entry:expr) => {
         $query
             .bind($entry.seq)
             .bind($entry.id)
@@ -955,7 +955,6 @@ macro_rules! bind_audit_entry {
             .bind(&$entry.trace_id)
             .bind(&$entry.details)
             .bind(&$entry.hash)
-            .bind($head_seal)
     };
 }
 

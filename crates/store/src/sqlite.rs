@@ -85,7 +85,8 @@ struct Writer {
     savepoint_open: bool,
     /// The audit chain head as of the last COMMIT on this connection, so that a batch with audit entries need
     /// not read it: one round trip fewer while holding the writer. Only a hint, as another process (the CLI)
-    /// may have written since; the `audit_log_follows_head` trigger refuses an entry linked onto a stale one.
+    /// may have written since; the database refuses to move the head from anywhere else (see
+    /// [`audit_entries_and_commit`]).
     audit_head: Option<ChainPoint>,
     /// Told after every COMMIT; wakes the `checkpoints` task.
     committed: Arc<Notify>,
@@ -162,12 +163,7 @@ impl Writer {
     /// COMMITs the batch, with its audit entries, and tells its members how that went.
     async fn commit_batch(&mut self) -> BatchResult {
         let audit = self.batch.as_mut().map(|batch| std::mem::take(&mut batch.audit)).unwrap_or_default();
-        let committed = if audit.is_empty() {
-            sqlx::query("COMMIT").execute(&mut self.connection).await.map(drop)
-        } else {
-            self.write_audit_entries_and_commit(audit).await
-        };
-        match committed {
+        match self.write_audit_entries_and_commit(audit).await {
             Ok(_) => {
                 self.committed.notify_one();
                 self.end_batch(&Ok(()));
@@ -190,8 +186,11 @@ impl Writer {
 
     /// Writes the batch's audit entries linked onto the head this connection remembers, and COMMITs, in one
     /// round trip to the connection's thread. Written here, outside the members' savepoints, the pages they
-    /// change are not copied into a savepoint's journal first, and a batch's entries cost one statement.
+    /// change are not copied into a savepoint's journal first, and a batch moves the chain head once.
     async fn write_audit_entries_and_commit(&mut self, mut audit: Vec<PendingAuditEntry>) -> Result<(), sqlx::Error> {
+        if audit.is_empty() {
+            return sqlx::query("COMMIT").execute(&mut self.connection).await.map(drop);
+        }
         // Taken, not read: whatever goes wrong below, the next batch reads the head from the database.
         let head = match self.audit_head.take() {
             Some(head) => head,
@@ -217,8 +216,8 @@ impl Writer {
         Ok(ChainPoint { seq, hash, seal: None })
     }
 
-    /// Links the entries onto `head` and sends them with the COMMIT as one multi-statement query, returning
-    /// the new head. A failing statement stops the query there, before the COMMIT (a trigger refusal undoes
+    /// Links the entries (at least one) onto `head` and sends them with the COMMIT as one multi-statement
+    /// query, returning the new head. A failing statement stops the query there, before the COMMIT (a trigger refusal undoes
     /// only its own statement). Anonymous `?` placeholders number on across the statements.
     async fn send_audit_entries_and_commit(
         &mut self,
@@ -226,15 +225,16 @@ impl Writer {
         head: &ChainPoint,
     ) -> Result<ChainPoint, sqlx::Error> {
         let mut previous = head.clone();
-        let mut seals = Vec::with_capacity(audit.len());
         for pending in audit.iter_mut() {
-            seals.push(pending.link_after(&previous));
+            pending.link_after(&previous);
             previous = pending.point();
         }
-        let statement = insert_audit_entries_and_commit(audit.len());
-        let mut query = sqlx::query(&statement);
-        for (pending, seal) in audit.iter().zip(seals) {
-            query = bind_audit_entry!(query, pending.entry(), seal);
+        let newest_seal = audit.last().map(PendingAuditEntry::head_seal);
+        let statement = audit_entries_and_commit(audit.len());
+        let mut query =
+            sqlx::query(&statement).bind(head.seq).bind(previous.seq).bind(&previous.hash).bind(newest_seal);
+        for pending in audit.iter() {
+            query = bind_audit_entry!(query, pending.entry());
         }
         query.execute(&mut self.connection).await?;
         Ok(previous)
@@ -287,9 +287,9 @@ impl Drop for WriterGuard {
     }
 }
 
-/// What the `audit_log_follows_head` trigger answers to an entry linked onto a point that is no longer the
-/// chain head (a head remembered while another process wrote).
-const STALE_AUDIT_HEAD: &str = "audit entry does not follow the chain head";
+/// What the `audit_chain_head_moves_on` trigger answers to a batch whose entries are linked onto a point that
+/// is no longer the chain head (a head remembered while another process wrote).
+const STALE_AUDIT_HEAD: &str = "audit entries do not follow the chain head";
 
 /// A batch's COMMIT failed, failing each transaction in it.
 #[derive(Debug, thiserror::Error)]
@@ -445,14 +445,23 @@ impl SqliteTx {
     }
 }
 
-/// Entries per INSERT statement: 20 parameters each, well under SQLite's limit of 32,766 per statement.
+/// Entries per INSERT statement: 19 parameters each, well under SQLite's limit of 32,766 per statement.
 const AUDIT_ENTRIES_PER_INSERT: usize = 500;
 
-/// `INSERT INTO audit_log … VALUES (…), (…), …; COMMIT` for `entries` entries.
-fn insert_audit_entries_and_commit(entries: usize) -> String {
-    const INSERT: &str = concat!("INSERT INTO audit_log (", crate::queries::audit_columns!(), ", head_seal) VALUES ");
-    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    let mut statement = String::with_capacity(entries * (ROW.len() + 2) + INSERT.len() + 16);
+/// Moves the chain head over a batch's `entries` entries, appends them and COMMITs:
+/// `UPDATE audit_chain …; INSERT INTO audit_log … VALUES (…), (…), …; COMMIT`.
+///
+/// The head moves once per batch, not once per entry, and only from where the batch linked its first entry:
+/// the parameters are that point's sequence number, then the newest entry's sequence number, hash and head
+/// seal. From anywhere else the `CASE` yields NULL, which the `audit_chain_head_moves_on` trigger refuses,
+/// stopping the query before the entries and the COMMIT. `BEGIN IMMEDIATE` keeps other writers out until then.
+fn audit_entries_and_commit(entries: usize) -> String {
+    const MOVE_HEAD: &str = "UPDATE audit_chain SET head_seq = CASE head_seq WHEN ? THEN ? END, head_hash = ?, \
+                             head_seal = ? WHERE id = 1; ";
+    const INSERT: &str = concat!("INSERT INTO audit_log (", crate::queries::audit_columns!(), ") VALUES ");
+    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    let mut statement = String::with_capacity(MOVE_HEAD.len() + entries * (ROW.len() + 2) + INSERT.len() + 16);
+    statement.push_str(MOVE_HEAD);
     let mut left = entries;
     while left > 0 {
         let rows = left.min(AUDIT_ENTRIES_PER_INSERT);

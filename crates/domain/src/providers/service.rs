@@ -781,8 +781,7 @@ pub fn credentials_location(row_id: &str) -> SecretLocation<'_> {
 
 /// The shared-state key of a flow: the keyed digest of its `state`, so the state itself is never stored.
 fn oauth_state_key(digest: &TokenDigest) -> String {
-    let hex: String = digest.0.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!("oauth-state:{hex}")
+    format!("oauth-state:{}", hex::encode(digest.0))
 }
 
 /// `BASE64URL(SHA-256(verifier))`, the S256 code challenge (RFC 7636).
