@@ -217,8 +217,8 @@ impl Writer {
     }
 
     /// Links the entries (at least one) onto `head` and sends them with the COMMIT as one multi-statement
-    /// query, returning the new head. A failing statement stops the query there, before the COMMIT (a trigger refusal undoes
-    /// only its own statement). Anonymous `?` placeholders number on across the statements.
+    /// query, returning the new head. A failing statement stops the query there, before the COMMIT (a trigger
+    /// refusal undoes only its own statement). Anonymous `?` placeholders number on across the statements.
     async fn send_audit_entries_and_commit(
         &mut self,
         audit: &mut [PendingAuditEntry],
