@@ -1395,6 +1395,12 @@ async fn user_exists(store: &Arc<dyn Store>, email: &str) -> bool {
     store.user_by_email(&Email::parse(email).expect("valid email")).await.expect("read").is_some()
 }
 
+/// After the transactions under test, the writer is free and consistent: a new write commits and reads back.
+async fn assert_the_writer_is_free(store: &Arc<dyn Store>) {
+    insert(store, &new_user("after@example.com")).await.expect("the writer is free");
+    assert!(user_exists(store, "after@example.com").await);
+}
+
 #[tokio::test]
 async fn concurrent_transactions_commit_or_roll_back_each_on_its_own() {
     // On SQLite, write transactions that wait for each other commit together (group commit): here `first` is
@@ -1431,9 +1437,7 @@ async fn concurrent_transactions_commit_or_roll_back_each_on_its_own() {
         assert!(user_exists(&store, "first@example.com").await);
         assert!(user_exists(&store, "last@example.com").await);
         assert!(!user_exists(&store, "dropped@example.com").await, "a dropped transaction wrote nothing");
-        // The writer is free and consistent afterwards.
-        insert(&store, &new_user("after@example.com")).await.expect("insert after");
-        assert!(user_exists(&store, "after@example.com").await);
+        assert_the_writer_is_free(&store).await;
     })
     .await;
 }
@@ -1480,7 +1484,7 @@ async fn a_transaction_abandoned_while_waiting_to_begin_or_commit_leaves_the_oth
         .await;
         assert!(finished.is_ok(), "the abandoned commit's batch never committed");
         assert!(user_exists(&store, "holder@example.com").await);
-        insert(&store, &new_user("after@example.com")).await.expect("the writer is free");
+        assert_the_writer_is_free(&store).await;
     })
     .await;
 }
