@@ -62,7 +62,26 @@ pub struct TestDatabase {
     _directory: Option<TempDir>,
 }
 
+/// Runs `sql` (one or more statements) on the database at `url` over a connection of its own, around any store.
+async fn execute_raw_sql(url: &str, sqlite: bool, sql: &str) -> Result<(), sqlx::Error> {
+    if sqlite {
+        let mut connection = sqlx::SqliteConnection::connect(url).await?;
+        sqlx::raw_sql(sql).execute(&mut connection).await?;
+        connection.close().await
+    } else {
+        let mut connection = sqlx::PgConnection::connect(url).await?;
+        sqlx::raw_sql(sql).execute(&mut connection).await?;
+        connection.close().await
+    }
+}
+
 impl TestDatabase {
+    /// Runs `sql` (one or more statements) straight on the database, around the application: for tests that
+    /// play an attacker with database access.
+    pub async fn execute_raw_sql(&self, sql: &str) -> Result<(), sqlx::Error> {
+        execute_raw_sql(&self.url, self.backend == Backend::Sqlite, sql).await
+    }
+
     /// A new SQLite file.
     pub fn sqlite() -> Self {
         let directory = tempfile::tempdir().expect("create a temporary directory");
@@ -310,19 +329,8 @@ impl TestApp {
     /// play an attacker with database access.
     pub async fn execute_raw_sql(&self, sql: &str) -> Result<(), sqlx::Error> {
         let url = self.config.database_url();
-        let url = secrecy::ExposeSecret::expose_secret(&url);
-        match self.state.store.backend() {
-            dashtam_domain::ports::StoreBackend::Sqlite => {
-                let mut connection = sqlx::SqliteConnection::connect(url).await?;
-                sqlx::raw_sql(sql).execute(&mut connection).await?;
-                connection.close().await
-            }
-            dashtam_domain::ports::StoreBackend::Postgres => {
-                let mut connection = sqlx::PgConnection::connect(url).await?;
-                sqlx::raw_sql(sql).execute(&mut connection).await?;
-                connection.close().await
-            }
-        }
+        let sqlite = self.state.store.backend() == dashtam_domain::ports::StoreBackend::Sqlite;
+        execute_raw_sql(secrecy::ExposeSecret::expose_secret(&url), sqlite, sql).await
     }
 
     /// The absolute URL of `path`.

@@ -412,6 +412,35 @@ async fn two_processes_appending_at_once_keep_one_chain() {
     assert_eq!(oldest, [r#"{"step":0,"writer":0}"#, r#"{"step":1,"writer":0}"#], "one transaction, in order");
 }
 
+/// A migration that rebuilds `audit_log` (SQLite drops a constraint only that way) must carry every entry
+/// over unchanged, in both directions, with the protection of the table intact afterwards.
+#[tokio::test]
+async fn migrating_the_newest_schema_step_down_and_up_keeps_every_entry_and_the_chain() {
+    for database in TestDatabase::every_backend().await {
+        let opened = database.open().await;
+        let log = AuditLog::new(opened.store(), chain_sealer(), Arc::new(SystemClock));
+        let context = RequestContext::command_line("test");
+        for step in 0..5 {
+            let event = AuditEvent::new(AuditAction::KeysRotated, AuditOutcome::Success).detail("step", step);
+            log.record(&context, event).await.expect("append");
+        }
+        let everything = AuditQuery { limit: 100, ..AuditQuery::default() };
+        let (report, entries) = (log.verify().await.expect("verifies"), log.query(&everything).await.expect("list"));
+        assert_eq!(entries.len(), 5);
+
+        assert_eq!(opened.migrate_down(1).await.expect("down").len(), 1);
+        assert_eq!(log.query(&everything).await.expect("list after down"), entries);
+        assert_eq!(opened.migrate_up().await.expect("up").len(), 1);
+        assert_eq!(log.query(&everything).await.expect("list after up"), entries);
+        assert_eq!(log.verify().await.expect("still verifies"), report);
+
+        log.record(&context, AuditEvent::new(AuditAction::KeysRotated, AuditOutcome::Success)).await.expect("append");
+        assert_eq!(log.verify().await.expect("the chain goes on").head.seq, report.head.seq + 1);
+        let edit = database.execute_raw_sql("UPDATE audit_log SET actor = 'someone else' WHERE seq = 1").await;
+        assert!(edit.is_err(), "entries are still append-only");
+        opened.store().close().await;
+    }
+}
 #[tokio::test]
 async fn concurrent_writers_and_a_large_transaction_keep_one_chain_on_every_backend() {
     // On SQLite, concurrent write transactions commit in batches, and a batch writes its members' entries with
