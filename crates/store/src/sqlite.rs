@@ -458,7 +458,10 @@ const AUDIT_ENTRIES_PER_INSERT: usize = 500;
 fn audit_entries_and_commit(entries: usize) -> String {
     const MOVE_HEAD: &str = "UPDATE audit_chain SET head_seq = CASE head_seq WHEN ? THEN ? END, head_hash = ?, \
                              head_seal = ? WHERE id = 1; ";
-    const INSERT: &str = concat!("INSERT INTO audit_log (", crate::queries::audit_columns!(), ") VALUES ");
+    // OR ROLLBACK: a row that breaks a constraint fails the whole batch anyway, and without a statement that
+    // could stop half-way (ABORT, the default) SQLite keeps no statement journal, which would copy every page
+    // the INSERT changes before changing it.
+    const INSERT: &str = concat!("INSERT OR ROLLBACK INTO audit_log (", crate::queries::audit_columns!(), ") VALUES ");
     const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     let mut statement = String::with_capacity(MOVE_HEAD.len() + entries * (ROW.len() + 2) + INSERT.len() + 16);
     statement.push_str(MOVE_HEAD);
