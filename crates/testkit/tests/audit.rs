@@ -412,10 +412,13 @@ async fn two_processes_appending_at_once_keep_one_chain() {
     assert_eq!(oldest, [r#"{"step":0,"writer":0}"#, r#"{"step":1,"writer":0}"#], "one transaction, in order");
 }
 
-/// A migration that rebuilds `audit_log` (SQLite drops a constraint only that way) must carry every entry
-/// over unchanged, in both directions, with the protection of the table intact afterwards.
+/// The migration that rebuilds `audit_log` on SQLite (which drops a constraint only that way).
+const REBUILDS_THE_AUDIT_LOG: dashtam_store::SchemaVersion = 20261128000014;
+
+/// Rebuilding `audit_log` must carry every entry over unchanged, in both directions, with the table's
+/// append-only protection intact afterwards.
 #[tokio::test]
-async fn migrating_the_newest_schema_step_down_and_up_keeps_every_entry_and_the_chain() {
+async fn the_migration_that_rebuilds_the_audit_log_keeps_every_entry_and_the_chain_both_ways() {
     for database in TestDatabase::every_backend().await {
         let opened = database.open().await;
         let log = AuditLog::new(opened.store(), chain_sealer(), Arc::new(SystemClock));
@@ -424,13 +427,16 @@ async fn migrating_the_newest_schema_step_down_and_up_keeps_every_entry_and_the_
             let event = AuditEvent::new(AuditAction::KeysRotated, AuditOutcome::Success).detail("step", step);
             log.record(&context, event).await.expect("append");
         }
+        let status = opened.migration_status().await.expect("status");
+        let steps = status.iter().filter(|line| line.version >= REBUILDS_THE_AUDIT_LOG).count();
+        assert!(steps >= 1, "the rebuild is among the applied migrations: {status:?}");
         let everything = AuditQuery { limit: 100, ..AuditQuery::default() };
         let (report, entries) = (log.verify().await.expect("verifies"), log.query(&everything).await.expect("list"));
         assert_eq!(entries.len(), 5);
 
-        assert_eq!(opened.migrate_down(1).await.expect("down").len(), 1);
+        assert_eq!(opened.migrate_down(steps).await.expect("down").len(), steps);
         assert_eq!(log.query(&everything).await.expect("list after down"), entries);
-        assert_eq!(opened.migrate_up().await.expect("up").len(), 1);
+        assert_eq!(opened.migrate_up().await.expect("up").len(), steps);
         assert_eq!(log.query(&everything).await.expect("list after up"), entries);
         assert_eq!(log.verify().await.expect("still verifies"), report);
 
@@ -441,6 +447,7 @@ async fn migrating_the_newest_schema_step_down_and_up_keeps_every_entry_and_the_
         opened.store().close().await;
     }
 }
+
 #[tokio::test]
 async fn concurrent_writers_and_a_large_transaction_keep_one_chain_on_every_backend() {
     // On SQLite, concurrent write transactions commit in batches, and a batch writes its members' entries with
