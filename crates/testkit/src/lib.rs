@@ -62,24 +62,22 @@ pub struct TestDatabase {
     _directory: Option<TempDir>,
 }
 
-/// Runs `sql` (one or more statements) on the database at `url` over a connection of its own, around any store.
-async fn execute_raw_sql(url: &str, sqlite: bool, sql: &str) -> Result<(), sqlx::Error> {
-    if sqlite {
-        let mut connection = sqlx::SqliteConnection::connect(url).await?;
-        sqlx::raw_sql(sql).execute(&mut connection).await?;
-        connection.close().await
-    } else {
-        let mut connection = sqlx::PgConnection::connect(url).await?;
-        sqlx::raw_sql(sql).execute(&mut connection).await?;
-        connection.close().await
-    }
-}
-
 impl TestDatabase {
     /// Runs `sql` (one or more statements) straight on the database, around the application: for tests that
     /// play an attacker with database access.
     pub async fn execute_raw_sql(&self, sql: &str) -> Result<(), sqlx::Error> {
-        execute_raw_sql(&self.url, self.backend == Backend::Sqlite, sql).await
+        match self.backend {
+            Backend::Sqlite => {
+                let mut connection = sqlx::SqliteConnection::connect(&self.url).await?;
+                sqlx::raw_sql(sql).execute(&mut connection).await?;
+                connection.close().await
+            }
+            Backend::Postgres => {
+                let mut connection = sqlx::PgConnection::connect(&self.url).await?;
+                sqlx::raw_sql(sql).execute(&mut connection).await?;
+                connection.close().await
+            }
+        }
     }
 
     /// A new SQLite file.
@@ -208,7 +206,8 @@ pub struct TestApp {
     pub clock: Arc<AdjustableClock>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
-    _test_database: TestDatabase,
+    /// The test database it was started on (kept, so that a SQLite directory outlives the app).
+    test_database: TestDatabase,
     _data_dir: TempDir,
 }
 
@@ -271,7 +270,7 @@ impl TestApp {
             clock,
             shutdown: Some(shutdown),
             server: Some(server),
-            _test_database: database,
+            test_database: database,
             _data_dir: data_dir,
         }
     }
@@ -281,7 +280,7 @@ impl TestApp {
     /// rest. This instance must have been spawned with configured keys ([`random_keys`]).
     pub async fn spawn_peer(&self, configure: impl FnOnce(&mut Config)) -> Self {
         assert!(self.config.keys.signing.is_some(), "spawn the first instance with configured keys (random_keys)");
-        let database = TestDatabase::unmanaged(self._test_database.url.clone(), self._test_database.backend);
+        let database = TestDatabase::unmanaged(self.test_database.url.clone(), self.test_database.backend);
         let keys = &self.config.keys;
         let keys = dashtam_server::config::KeysConfig {
             signing: keys.signing.clone(),
@@ -328,9 +327,7 @@ impl TestApp {
     /// Runs `sql` (one or more statements) straight on the database, around the application: for tests that
     /// play an attacker with database access.
     pub async fn execute_raw_sql(&self, sql: &str) -> Result<(), sqlx::Error> {
-        let url = self.config.database_url();
-        let sqlite = self.state.store.backend() == dashtam_domain::ports::StoreBackend::Sqlite;
-        execute_raw_sql(secrecy::ExposeSecret::expose_secret(&url), sqlite, sql).await
+        self.test_database.execute_raw_sql(sql).await
     }
 
     /// The absolute URL of `path`.
