@@ -284,9 +284,11 @@ async fn failed_refreshes_are_kept_and_a_refused_grant_asks_for_reconnection() {
 async fn a_hanging_or_trickling_provider_is_cut_off_at_the_configured_timeouts() {
     let app = TestApp::spawn_configured(TestDatabase::preferred().await, |config| {
         config.rate_limit.enabled = false;
+        // Far enough apart that a busy machine's overhead (up to a second here) cannot make one timeout
+        // pass for the other.
         config.http.connect_timeout = Duration::from_millis(500);
-        config.http.read_timeout = Duration::from_millis(500);
-        config.http.total_timeout = Duration::from_millis(1200);
+        config.http.read_timeout = Duration::from_millis(1000);
+        config.http.total_timeout = Duration::from_millis(2400);
     })
     .await;
     let admin = logged_in_admin(&app, "admin@example.com").await.access;
@@ -300,20 +302,22 @@ async fn a_hanging_or_trickling_provider_is_cut_off_at_the_configured_timeouts()
         (status, body, started.elapsed())
     };
 
-    // Headers never come: the read timeout (0.5 s) ends the call.
+    // Headers never come: the read timeout (1 s) ends the call, well before the total deadline.
     set_sandbox(&app, json!({"latency_ms": 5000, "applies_to": "token"})).await;
     let (status, body, elapsed) = timed_refresh().await;
     assert_eq!((status, code(&body)), (StatusCode::GATEWAY_TIMEOUT, "provider_timeout"), "{body}");
-    assert!(elapsed >= Duration::from_millis(400) && elapsed <= Duration::from_millis(900), "{elapsed:?}");
+    assert!(elapsed >= Duration::from_millis(900) && elapsed < Duration::from_millis(2000), "{elapsed:?}");
 
-    // The body trickles in, each piece within the read timeout: the total deadline (1.2 s) ends the call.
-    set_sandbox(&app, json!({"latency_ms": null, "trickle_ms": 300})).await;
+    // Headers after 0.6 s, then the body (a token answer is at least three 64-byte pieces) with 0.7 s before
+    // each piece, every wait within the read timeout: 2.7 s or more in all, so the total deadline (2.4 s) ends
+    // the call.
+    set_sandbox(&app, json!({"latency_ms": 600, "trickle_ms": 700})).await;
     let (status, body, elapsed) = timed_refresh().await;
     assert_eq!((status, code(&body)), (StatusCode::GATEWAY_TIMEOUT, "provider_timeout"), "{body}");
-    assert!(elapsed >= Duration::from_millis(960) && elapsed <= Duration::from_millis(1700), "{elapsed:?}");
+    assert!(elapsed >= Duration::from_millis(2300) && elapsed <= Duration::from_millis(3400), "{elapsed:?}");
 
     // A malformed answer is a provider error, audited, never a 500.
-    set_sandbox(&app, json!({"trickle_ms": null, "malformed_json": true})).await;
+    set_sandbox(&app, json!({"latency_ms": null, "trickle_ms": null, "malformed_json": true})).await;
     let (status, body, _) = timed_refresh().await;
     assert_eq!((status, code(&body)), (StatusCode::BAD_GATEWAY, "provider_error"), "{body}");
     let failures = audit_details(&app, &admin, "provider.token_refreshed").await;
