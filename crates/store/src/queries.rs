@@ -267,23 +267,17 @@ macro_rules! impl_store_ports {
                 &self,
                 cutoff: time::OffsetDateTime,
             ) -> Result<Option<dashtam_domain::audit::AuditEntry>, dashtam_domain::ports::StoreError> {
-                let row: Option<$crate::rows::AuditEntryRow> = sqlx::query_as(concat!(
-                    "SELECT ",
-                    $crate::queries::audit_columns!(),
-                    " FROM audit_log WHERE occurred_at < $1 ORDER BY seq DESC LIMIT 1"
-                ))
-                .bind($crate::rows::utc(cutoff))
-                .fetch_optional(&self.pool)
-                .await
-                .map_err($crate::errors::store_error)?;
-                row.map(dashtam_domain::audit::AuditEntry::try_from).transpose()
+                let newest_before =
+                    dashtam_domain::audit::AuditQuery { to: Some(cutoff), limit: 1, ..Default::default() };
+                let entries = dashtam_domain::ports::Store::audit_entries(self, &newest_before).await?;
+                Ok(entries.into_iter().next())
             }
 
             async fn audit_entries(
                 &self,
                 query: &dashtam_domain::audit::AuditQuery,
             ) -> Result<Vec<dashtam_domain::audit::AuditEntry>, dashtam_domain::ports::StoreError> {
-                let sql = $crate::rows::audit_query_sql(query);
+                let sql = $crate::rows::audit_query_sql(query, Self::BACKEND);
                 let mut statement = sqlx::query_as::<_, $crate::rows::AuditEntryRow>(&sql);
                 if let Some(user_id) = query.user_id {
                     statement = statement.bind(user_id.as_uuid());
@@ -852,6 +846,14 @@ macro_rules! impl_store_ports {
                 .execute(&mut *self.tx)
                 .await
                 .map_err($crate::errors::store_error)?;
+                if matches!(<$store>::BACKEND, dashtam_domain::ports::StoreBackend::Sqlite) {
+                    // On SQLite the lookup columns are a table of their own (migration 000015).
+                    sqlx::query("DELETE FROM audit_log_lookup WHERE seq <= $1")
+                        .bind(through.seq)
+                        .execute(&mut *self.tx)
+                        .await
+                        .map_err($crate::errors::store_error)?;
+                }
                 sqlx::query("DELETE FROM audit_log WHERE seq <= $1")
                     .bind(through.seq)
                     .execute(&mut *self.tx)

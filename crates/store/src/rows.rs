@@ -4,7 +4,7 @@
 use dashtam_domain::audit::{AuditEntry, AuditOutcome, AuditQuery, ChainPoint, ChainState};
 use dashtam_domain::device::Device;
 use dashtam_domain::mail::{OutgoingEmail, QueuedEmail};
-use dashtam_domain::ports::StoreError;
+use dashtam_domain::ports::{StoreBackend, StoreError};
 use dashtam_domain::{
     Email, OneTimeToken, RefreshTokenRecord, RefreshTokenState, SecurityConfig, Session, SessionAuthState, SessionId,
     User, UserId, UserName,
@@ -346,35 +346,39 @@ impl From<AuditChainRow> for ChainState {
     }
 }
 
-/// Builds the filtered audit query: one `$n` placeholder per filter that is set, in the order
-/// [`bind_audit_query`](crate::queries) binds them, so both backends run the same text.
-pub(crate) fn audit_query_sql(query: &AuditQuery) -> String {
-    let mut sql = String::from(concat!("SELECT ", crate::queries::audit_columns!(), " FROM audit_log WHERE 1 = 1"));
-    let mut placeholder = 0;
-    let mut condition = |sql: &mut String, text: &str| {
-        placeholder += 1;
-        sql.push_str(&text.replace('?', &format!("${placeholder}")));
-    };
-    if query.user_id.is_some() {
-        condition(&mut sql, " AND user_id = ?");
+/// Builds the filtered audit query, newest first: one `$n` placeholder per filter that is set, in the order
+/// `audit_entries` (crate::queries) binds them, then the limit.
+///
+/// On PostgreSQL `audit_log` carries the lookup indexes itself. On SQLite they are on `audit_log_lookup`, which
+/// holds the entries up to `audit_chain.lookup_seq` (migration 000015): the newer tail is scanned in
+/// `audit_log`, at most a few hundred rows, and comes first, as every entry in it is newer.
+pub(crate) fn audit_query_sql(query: &AuditQuery, backend: StoreBackend) -> String {
+    let mut filters = String::new();
+    let mut placeholders = 0;
+    for (set, condition) in [
+        (query.user_id.is_some(), "user_id ="),
+        (query.action.is_some(), "action ="),
+        (query.from.is_some(), "occurred_at >="),
+        (query.to.is_some(), "occurred_at <"),
+        (query.request_id.is_some(), "request_id ="),
+        (query.before_seq.is_some(), "seq <"),
+    ] {
+        if set {
+            placeholders += 1;
+            filters.push_str(&format!(" AND {condition} ${placeholders}"));
+        }
     }
-    if query.action.is_some() {
-        condition(&mut sql, " AND action = ?");
+    let limit = format!("${}", placeholders + 1);
+    let select = concat!("SELECT ", crate::queries::audit_columns!(), " FROM audit_log WHERE");
+    match backend {
+        StoreBackend::Postgres => format!("{select} TRUE{filters} ORDER BY seq DESC LIMIT {limit}"),
+        StoreBackend::Sqlite => format!(
+            "{select} seq > (SELECT lookup_seq FROM audit_chain WHERE id = 1){filters} \
+             UNION ALL \
+             {select} seq IN (SELECT seq FROM audit_log_lookup WHERE TRUE{filters} ORDER BY seq DESC LIMIT {limit}) \
+             ORDER BY seq DESC LIMIT {limit}"
+        ),
     }
-    if query.from.is_some() {
-        condition(&mut sql, " AND occurred_at >= ?");
-    }
-    if query.to.is_some() {
-        condition(&mut sql, " AND occurred_at < ?");
-    }
-    if query.request_id.is_some() {
-        condition(&mut sql, " AND request_id = ?");
-    }
-    if query.before_seq.is_some() {
-        condition(&mut sql, " AND seq < ?");
-    }
-    condition(&mut sql, " ORDER BY seq DESC LIMIT ?");
-    sql
 }
 
 #[derive(Debug, sqlx::FromRow)]

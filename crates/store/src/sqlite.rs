@@ -83,16 +83,36 @@ struct Writer {
     /// Whether a write transaction's savepoint is open. Whoever takes the writer and finds one open takes it
     /// as abandoned (its transaction was dropped without committing) and rolls it back first.
     savepoint_open: bool,
-    /// The audit chain head as of the last COMMIT on this connection, so that a batch with audit entries need
-    /// not read it: one round trip fewer while holding the writer. Only a hint, as another process (the CLI)
-    /// may have written since; the database refuses to move the head from anywhere else (see
+    /// The audit chain as of the last COMMIT on this connection, so that a batch with audit entries need not
+    /// read it: one round trip fewer while holding the writer. Only a hint, as another process (the CLI) may
+    /// have written since; the database refuses to move the head from anywhere else (see
     /// [`audit_entries_and_commit`]).
-    audit_head: Option<ChainPoint>,
+    audit_chain: Option<RememberedChain>,
     /// Told after every COMMIT; wakes the `checkpoints` task.
     committed: Arc<Notify>,
     /// Set by `close`: no new write transactions.
     closed: bool,
 }
+
+/// What the writer remembers of the audit chain between batches.
+#[derive(Debug)]
+struct RememberedChain {
+    head: ChainPoint,
+    /// `audit_chain.lookup_seq`: the newest entry copied into `audit_log_lookup`.
+    lookup_seq: i64,
+}
+
+/// How many entries `audit_log_lookup` may lag behind the log before an audited batch copies them in. The
+/// lookup's five B-trees then take a few pages per copy instead of a page each per COMMIT, while queries scan
+/// at most this many entries (plus one batch's) without an index.
+const AUDIT_LOOKUP_LAG: i64 = 256;
+
+/// Copies the entries past `lookup_seq` into `audit_log_lookup` and moves `lookup_seq` to the newest. It
+/// reads both from the database, not from what the writer remembers, so it is right whoever wrote last.
+const CATCH_UP_AUDIT_LOOKUP: &str = "INSERT INTO audit_log_lookup (seq, occurred_at, action, user_id, request_id) \
+     SELECT seq, occurred_at, action, user_id, request_id FROM audit_log \
+     WHERE seq > (SELECT lookup_seq FROM audit_chain WHERE id = 1); \
+     UPDATE audit_chain SET lookup_seq = head_seq WHERE id = 1";
 
 /// One physical transaction holding the work of the write transactions released into it.
 #[derive(Debug)]
@@ -178,7 +198,7 @@ impl Writer {
     async fn abort_batch(&mut self, error: sqlx::Error) -> BatchResult {
         tracing::error!(%error, "a batch of SQLite write transactions failed and is rolled back");
         let _ = sqlx::query("ROLLBACK").execute(&mut self.connection).await;
-        self.audit_head = None;
+        self.audit_chain = None;
         let outcome = Err(Arc::new(error));
         self.end_batch(&outcome);
         outcome
@@ -191,29 +211,34 @@ impl Writer {
         if audit.is_empty() {
             return sqlx::query("COMMIT").execute(&mut self.connection).await.map(drop);
         }
-        // Taken, not read: whatever goes wrong below, the next batch reads the head from the database.
-        let head = match self.audit_head.take() {
-            Some(head) => head,
-            None => self.stored_audit_head().await?,
+        // Taken, not read: whatever goes wrong below, the next batch reads the chain from the database.
+        let mut chain = match self.audit_chain.take() {
+            Some(chain) => chain,
+            None => self.stored_audit_chain().await?,
         };
-        let new_head = match self.send_audit_entries_and_commit(&mut audit, &head).await {
+        if chain.head.seq - chain.lookup_seq >= AUDIT_LOOKUP_LAG {
+            sqlx::query(CATCH_UP_AUDIT_LOOKUP).execute(&mut self.connection).await?;
+            chain.lookup_seq = chain.head.seq;
+        }
+        chain.head = match self.send_audit_entries_and_commit(&mut audit, &chain.head).await {
             // Another process appended since this connection last did; the batch is still open.
             Err(error) if is_stale_audit_head(&error) => {
-                let head = self.stored_audit_head().await?;
-                self.send_audit_entries_and_commit(&mut audit, &head).await?
+                chain = self.stored_audit_chain().await?;
+                self.send_audit_entries_and_commit(&mut audit, &chain.head).await?
             }
             sent => sent?,
         };
-        self.audit_head = Some(new_head);
+        self.audit_chain = Some(chain);
         Ok(())
     }
 
     /// A plain read is enough: `BEGIN IMMEDIATE` made this batch the only writer of the file.
-    async fn stored_audit_head(&mut self) -> Result<ChainPoint, sqlx::Error> {
-        let (seq, hash): (i64, String) = sqlx::query_as("SELECT head_seq, head_hash FROM audit_chain WHERE id = 1")
-            .fetch_one(&mut self.connection)
-            .await?;
-        Ok(ChainPoint { seq, hash, seal: None })
+    async fn stored_audit_chain(&mut self) -> Result<RememberedChain, sqlx::Error> {
+        let (seq, hash, lookup_seq): (i64, String, i64) =
+            sqlx::query_as("SELECT head_seq, head_hash, lookup_seq FROM audit_chain WHERE id = 1")
+                .fetch_one(&mut self.connection)
+                .await?;
+        Ok(RememberedChain { head: ChainPoint { seq, hash, seal: None }, lookup_seq })
     }
 
     /// Links the entries (at least one) onto `head` and sends them with the COMMIT as one multi-statement
@@ -346,7 +371,7 @@ impl SqliteStore {
         let committed = Arc::new(Notify::new());
         let checkpointer = tokio::spawn(checkpoints(pool.clone(), Arc::clone(&committed))).abort_handle();
         let writer =
-            Writer { connection, batch: None, savepoint_open: false, audit_head: None, committed, closed: false };
+            Writer { connection, batch: None, savepoint_open: false, audit_chain: None, committed, closed: false };
         Ok(Self {
             pool,
             writer: WriterHandle { writer: Arc::new(Mutex::new(writer)), waiting_to_begin: Arc::default() },

@@ -63,6 +63,25 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// Reads one integer straight from the database, around the application: for tests of what the store
+    /// keeps that its ports do not show.
+    pub async fn fetch_i64(&self, sql: &str) -> Result<i64, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut connection = sqlx::SqliteConnection::connect(&self.url).await?;
+                let value = sqlx::query_scalar(sql).fetch_one(&mut connection).await?;
+                connection.close().await?;
+                Ok(value)
+            }
+            Backend::Postgres => {
+                let mut connection = sqlx::PgConnection::connect(&self.url).await?;
+                let value = sqlx::query_scalar(sql).fetch_one(&mut connection).await?;
+                connection.close().await?;
+                Ok(value)
+            }
+        }
+    }
+
     /// Runs `sql` (one or more statements) straight on the database, around the application: for tests that
     /// play an attacker with database access.
     pub async fn execute_raw_sql(&self, sql: &str) -> Result<(), sqlx::Error> {

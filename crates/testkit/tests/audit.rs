@@ -7,8 +7,11 @@ use std::sync::Arc;
 
 use dashtam_adapters::audit_seal::HmacChainSealer;
 use dashtam_adapters::opaque_tokens::{OpaqueTokens, generate_secret_base64};
-use dashtam_domain::audit::{AuditAction, AuditEvent, AuditLog, AuditOutcome, AuditQuery, ChainBreak, VerifyError};
-use dashtam_domain::clock::SystemClock;
+use dashtam_domain::UserId;
+use dashtam_domain::audit::{
+    AuditAction, AuditEntry, AuditEvent, AuditLog, AuditOutcome, AuditQuery, ChainBreak, VerifyError,
+};
+use dashtam_domain::clock::{Clock, SystemClock};
 use dashtam_domain::context::RequestContext;
 use dashtam_testkit::http::*;
 use dashtam_testkit::{Backend, TestApp, TestDatabase};
@@ -412,7 +415,8 @@ async fn two_processes_appending_at_once_keep_one_chain() {
     assert_eq!(oldest, [r#"{"step":0,"writer":0}"#, r#"{"step":1,"writer":0}"#], "one transaction, in order");
 }
 
-/// The migration that rebuilds `audit_log` on SQLite (which drops a constraint only that way).
+/// The first migration that rebuilds `audit_log` on SQLite (which drops a constraint only that way); 000015
+/// rebuilds it again.
 const REBUILDS_THE_AUDIT_LOG: dashtam_store::SchemaVersion = 20261128000014;
 
 /// Rebuilding `audit_log` must carry every entry over unchanged, in both directions, with the table's
@@ -430,20 +434,120 @@ async fn the_migration_that_rebuilds_the_audit_log_keeps_every_entry_and_the_cha
         let status = opened.migration_status().await.expect("status");
         let steps = status.iter().filter(|line| line.version >= REBUILDS_THE_AUDIT_LOG).count();
         assert!(steps >= 1, "the rebuild is among the applied migrations: {status:?}");
-        let everything = AuditQuery { limit: 100, ..AuditQuery::default() };
-        let (report, entries) = (log.verify().await.expect("verifies"), log.query(&everything).await.expect("list"));
+        // Read by sequence number, which every version of the schema answers alike; the admin query needs the
+        // newest schema (on SQLite, the lookup table of migration 000015).
+        let whole_log = || async { opened.store().audit_entries_after(0, 100).await };
+        let (report, entries) = (log.verify().await.expect("verifies"), whole_log().await.expect("list"));
         assert_eq!(entries.len(), 5);
 
         assert_eq!(opened.migrate_down(steps).await.expect("down").len(), steps);
-        assert_eq!(log.query(&everything).await.expect("list after down"), entries);
+        assert_eq!(whole_log().await.expect("list after down"), entries);
         assert_eq!(opened.migrate_up().await.expect("up").len(), steps);
-        assert_eq!(log.query(&everything).await.expect("list after up"), entries);
+        assert_eq!(whole_log().await.expect("list after up"), entries);
         assert_eq!(log.verify().await.expect("still verifies"), report);
+        let newest_first = log.query(&AuditQuery { limit: 100, ..AuditQuery::default() }).await.expect("query");
+        assert!(newest_first.iter().rev().eq(entries.iter()), "the admin query finds them all after the way back");
 
         log.record(&context, AuditEvent::new(AuditAction::KeysRotated, AuditOutcome::Success)).await.expect("append");
         assert_eq!(log.verify().await.expect("the chain goes on").head.seq, report.head.seq + 1);
         let edit = database.execute_raw_sql("UPDATE audit_log SET actor = 'someone else' WHERE seq = 1").await;
         assert!(edit.is_err(), "entries are still append-only");
+        opened.store().close().await;
+    }
+}
+
+/// Whether `entry` passes every filter of `query` (its limit aside): what the admin query must answer.
+fn passes(query: &AuditQuery, entry: &AuditEntry) -> bool {
+    query.user_id.is_none_or(|user| entry.user_id == Some(user.as_uuid()))
+        && query.action.as_ref().is_none_or(|action| &entry.action == action)
+        && query.from.is_none_or(|from| entry.occurred_at >= from)
+        && query.to.is_none_or(|to| entry.occurred_at < to)
+        && query.request_id.as_ref().is_none_or(|id| entry.request_id.as_ref() == Some(id))
+        && query.before_seq.is_none_or(|before| entry.seq < before)
+}
+
+/// On SQLite the lookup columns follow the log in bulk (migration 000015): the newest entries are found by
+/// scanning the log, older ones through the lookup table's indexes. Every filter, alone and combined, and
+/// paging with a cursor must find exactly the entries a scan of the whole log finds, on both sides of that
+/// boundary and on PostgreSQL.
+#[tokio::test]
+async fn every_filter_finds_the_same_entries_on_both_sides_of_the_lookup_boundary() {
+    const ENTRIES: usize = 300;
+    for database in TestDatabase::every_backend().await {
+        let opened = database.open().await;
+        let log = AuditLog::new(opened.store(), chain_sealer(), Arc::new(SystemClock));
+        let users = [UserId::generate(), UserId::generate(), UserId::generate()];
+        let actions = [AuditAction::KeysRotated, AuditAction::RoleChanged];
+        for step in 0..ENTRIES {
+            let context = RequestContext {
+                request_id: Some(format!("req-{}", step % 97)),
+                ..RequestContext::command_line("test")
+            };
+            let event = AuditEvent::new(actions[step % 2], AuditOutcome::Success).user(users[step % 3]);
+            log.record(&context, event.detail("step", step)).await.expect("append");
+        }
+        let all = opened.store().audit_entries_after(0, 1_000).await.expect("the whole log");
+        assert_eq!(all.len(), ENTRIES);
+        if database.backend == Backend::Sqlite {
+            let indexed = database.fetch_i64("SELECT lookup_seq FROM audit_chain").await.expect("lookup_seq");
+            assert!((1..ENTRIES as i64 - 10).contains(&indexed), "both sides hold entries: lookup_seq {indexed}");
+        }
+
+        let (early, late) = (all[40].occurred_at, all[ENTRIES - 5].occurred_at);
+        let everything = AuditQuery { limit: 1_000, ..AuditQuery::default() };
+        let queries = [
+            everything.clone(),
+            AuditQuery { limit: 7, ..everything.clone() },
+            AuditQuery { user_id: Some(users[1]), ..everything.clone() },
+            AuditQuery { action: Some("user.role_changed".to_owned()), ..everything.clone() },
+            AuditQuery { request_id: Some("req-3".to_owned()), ..everything.clone() },
+            AuditQuery { request_id: Some("req-none".to_owned()), ..everything.clone() },
+            AuditQuery { from: Some(early), to: Some(late), ..everything.clone() },
+            AuditQuery { before_seq: Some(all[ENTRIES - 20].seq), limit: 30, ..everything.clone() },
+            AuditQuery {
+                user_id: Some(users[2]),
+                action: Some("keys.rotated".to_owned()),
+                from: Some(early),
+                request_id: Some("req-5".to_owned()),
+                ..everything.clone()
+            },
+        ];
+        for query in queries {
+            let expected: Vec<i64> = all
+                .iter()
+                .rev()
+                .filter(|entry| passes(&query, entry))
+                .take(query.limit as usize)
+                .map(|e| e.seq)
+                .collect();
+            let found: Vec<i64> = log.query(&query).await.expect("query").iter().map(|entry| entry.seq).collect();
+            assert_eq!(found, expected, "{:?}: {query:?}", database.backend);
+        }
+
+        // Page by page through one user's entries, newest first, across the boundary.
+        let mut pages = Vec::new();
+        let mut page = AuditQuery { user_id: Some(users[0]), limit: 9, ..AuditQuery::default() };
+        loop {
+            let entries = log.query(&page).await.expect("a page");
+            pages.extend(entries.iter().map(|entry| entry.seq));
+            match entries.last() {
+                Some(last) if entries.len() == 9 => page.before_seq = Some(last.seq),
+                _ => break,
+            }
+        }
+        let users_entries: Vec<i64> =
+            all.iter().rev().filter(|entry| entry.user_id == Some(users[0].as_uuid())).map(|e| e.seq).collect();
+        assert_eq!(pages, users_entries);
+
+        // A purge takes the purged entries' lookup rows with them.
+        let future = SystemClock.now() + time::Duration::seconds(1);
+        log.purge_before(future, &RequestContext::command_line("test purge")).await.expect("purge");
+        let left = log.query(&everything).await.expect("query after the purge");
+        assert_eq!(left.iter().map(|entry| entry.action.as_str()).collect::<Vec<_>>(), ["audit.purged"]);
+        if database.backend == Backend::Sqlite {
+            let rows = database.fetch_i64("SELECT count(*) FROM audit_log_lookup").await.expect("count");
+            assert_eq!(rows, 0, "the purge's own entry is not copied yet; every purged one is gone");
+        }
         opened.store().close().await;
     }
 }
