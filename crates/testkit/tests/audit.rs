@@ -344,9 +344,9 @@ async fn purging_keeps_the_rest_verifiable_and_concurrent_writers_keep_one_chain
     }
 }
 
-/// The SQLite store remembers the chain head it wrote last instead of reading it back inside every audited
+/// Each store remembers the chain head it committed last instead of reading it back inside every audited
 /// transaction. That hint must never fork the chain: not after an append whose transaction rolled back, and
-/// not when another process (here: a second pool on the same file) appends in between.
+/// not when another process or instance (here: a second pool on the same database) appends in between.
 /// The sealer a process would build from a fresh `keys.token_hash`.
 fn chain_sealer() -> Arc<HmacChainSealer> {
     let tokens = OpaqueTokens::from_base64(&generate_secret_base64(32).expect("randomness")).expect("key");
@@ -355,8 +355,13 @@ fn chain_sealer() -> Arc<HmacChainSealer> {
 
 #[tokio::test]
 async fn a_remembered_head_never_forks_the_chain_after_a_rollback_or_another_writer() {
-    let file = TestDatabase::sqlite();
-    let (this_process, other_process) = (file.open().await, file.open().await);
+    for database in TestDatabase::every_backend().await {
+        remembered_head_never_forks(database).await;
+    }
+}
+
+async fn remembered_head_never_forks(database: TestDatabase) {
+    let (this_process, other_process) = (database.open().await, database.open().await);
     let sealer = chain_sealer();
     let ours = AuditLog::new(this_process.store(), sealer.clone(), Arc::new(SystemClock));
     let theirs = AuditLog::new(other_process.store(), sealer, Arc::new(SystemClock));
@@ -380,8 +385,13 @@ async fn a_remembered_head_never_forks_the_chain_after_a_rollback_or_another_wri
 
 #[tokio::test]
 async fn two_processes_appending_at_once_keep_one_chain() {
-    let file = TestDatabase::sqlite();
-    let processes = [file.open().await, file.open().await];
+    for database in TestDatabase::every_backend().await {
+        two_processes_appending_at_once(database).await;
+    }
+}
+
+async fn two_processes_appending_at_once(database: TestDatabase) {
+    let processes = [database.open().await, database.open().await];
     let sealer = chain_sealer();
     let logs = processes
         .each_ref()
