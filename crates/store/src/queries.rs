@@ -286,10 +286,10 @@ macro_rules! impl_store_ports {
                     statement = statement.bind(action.clone());
                 }
                 if let Some(from) = query.from {
-                    statement = statement.bind($crate::rows::utc(from));
+                    statement = statement.bind($crate::rows::AuditInstant(from));
                 }
                 if let Some(to) = query.to {
-                    statement = statement.bind($crate::rows::utc(to));
+                    statement = statement.bind($crate::rows::AuditInstant(to));
                 }
                 if let Some(request_id) = &query.request_id {
                     statement = statement.bind(request_id.clone());
@@ -940,7 +940,7 @@ macro_rules! bind_audit_entry {
         $query
             .bind($entry.seq)
             .bind($entry.id)
-            .bind($crate::rows::utc($entry.occurred_at))
+            .bind($crate::rows::AuditInstant($entry.occurred_at))
             .bind(&$entry.action)
             .bind($entry.outcome.as_str())
             .bind($entry.user_id)

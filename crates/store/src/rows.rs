@@ -79,6 +79,49 @@ pub(crate) fn utc(instant: OffsetDateTime) -> OffsetDateTime {
     instant.to_offset(time::UtcOffset::UTC)
 }
 
+/// When an audit entry happened, as written and compared. SQLite keeps instants as RFC 3339 text, which sqlx
+/// writes with the fraction's trailing zeros trimmed (`…:10.85Z`, `…:10Z`), so that within a second text order
+/// is not time order (`10.85Z` sorts after `10.857795Z`), and the admin query's `from` and `to` compare text. On
+/// SQLite audit times are therefore written with all nine fractional digits (`…:10.850000000Z`; migration
+/// 000015 rewrote the older ones); PostgreSQL keeps a `TIMESTAMPTZ`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AuditInstant(pub(crate) OffsetDateTime);
+
+/// RFC 3339 in UTC with a fixed-width fraction: text order is time order.
+const SORTABLE_RFC3339: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
+
+impl sqlx::Type<sqlx::Sqlite> for AuditInstant {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <String as sqlx::Type<sqlx::Sqlite>>::type_info()
+    }
+}
+
+impl<'q> sqlx::Encode<'q, sqlx::Sqlite> for AuditInstant {
+    fn encode_by_ref(
+        &self,
+        buf: &mut Vec<sqlx::sqlite::SqliteArgumentValue<'q>>,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        let text = utc(self.0).format(SORTABLE_RFC3339)?;
+        <String as sqlx::Encode<'q, sqlx::Sqlite>>::encode(text, buf)
+    }
+}
+
+impl sqlx::Type<sqlx::Postgres> for AuditInstant {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <OffsetDateTime as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+}
+
+impl sqlx::Encode<'_, sqlx::Postgres> for AuditInstant {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <OffsetDateTime as sqlx::Encode<'_, sqlx::Postgres>>::encode_by_ref(&utc(self.0), buf)
+    }
+}
+
 /// Converts an optional row, keeping "not found" apart from "corrupt".
 pub(crate) fn user_from_row(row: Option<UserRow>) -> Result<Option<User>, StoreError> {
     row.map(User::try_from).transpose()

@@ -429,8 +429,13 @@ async fn two_processes_appending_at_once(database: TestDatabase) {
 /// rebuilds it again.
 const REBUILDS_THE_AUDIT_LOG: dashtam_store::SchemaVersion = 20261128000014;
 
+/// Counts the SQLite audit entries whose time is written with all nine fractional digits.
+const FIXED_WIDTH_TIMES: &str = "SELECT count(*) FROM audit_log WHERE occurred_at GLOB \
+    '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]Z'";
+
 /// Rebuilding `audit_log` must carry every entry over unchanged, in both directions, with the table's
-/// append-only protection intact afterwards.
+/// append-only protection intact afterwards; on SQLite, migration 000015 also rewrites times stored the old way
+/// (fraction trimmed) with nine fractional digits.
 #[tokio::test]
 async fn the_migration_that_rebuilds_the_audit_log_keeps_every_entry_and_the_chain_both_ways() {
     for database in TestDatabase::every_backend().await {
@@ -452,8 +457,26 @@ async fn the_migration_that_rebuilds_the_audit_log_keeps_every_entry_and_the_cha
 
         assert_eq!(opened.migrate_down(steps).await.expect("down").len(), steps);
         assert_eq!(whole_log().await.expect("list after down"), entries);
+        if database.backend == Backend::Sqlite {
+            // Times as the store wrote them before migration 000015: the fraction's trailing zeros trimmed.
+            database
+                .execute_raw_sql(
+                    "DROP TRIGGER audit_log_no_update; \
+                     UPDATE audit_log SET occurred_at = \
+                         rtrim(rtrim(substr(occurred_at, 1, length(occurred_at) - 1), '0'), '.') || 'Z'; \
+                     CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log \
+                     BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;",
+                )
+                .await
+                .expect("write times the old way");
+            assert_eq!(database.fetch_i64(FIXED_WIDTH_TIMES).await.expect("count"), 0, "all trimmed");
+        }
         assert_eq!(opened.migrate_up().await.expect("up").len(), steps);
         assert_eq!(whole_log().await.expect("list after up"), entries);
+        if database.backend == Backend::Sqlite {
+            let rewritten = database.fetch_i64(FIXED_WIDTH_TIMES).await.expect("count");
+            assert_eq!(rewritten, entries.len() as i64, "the migration wrote every time with nine digits");
+        }
         assert_eq!(log.verify().await.expect("still verifies"), report);
         let newest_first = log.query(&AuditQuery { limit: 100, ..AuditQuery::default() }).await.expect("query");
         assert!(newest_first.iter().rev().eq(entries.iter()), "the admin query finds them all after the way back");
@@ -558,6 +581,62 @@ async fn every_filter_finds_the_same_entries_on_both_sides_of_the_lookup_boundar
             let rows = database.fetch_i64("SELECT count(*) FROM audit_log_lookup").await.expect("count");
             assert_eq!(rows, 0, "the purge's own entry is not copied yet; every purged one is gone");
         }
+        opened.store().close().await;
+    }
+}
+
+/// A clock that reads whatever the test set.
+#[derive(Debug)]
+struct SetClock(std::sync::Mutex<time::OffsetDateTime>);
+
+impl Clock for SetClock {
+    fn now(&self) -> time::OffsetDateTime {
+        *self.0.lock().expect("clock")
+    }
+}
+
+/// Instants within one second whose fractions have different lengths (none, `.85`, `.857795`) filter in time
+/// order, not in the order of their text, on every backend.
+#[tokio::test]
+async fn time_filters_follow_time_within_a_second() {
+    let second = time::OffsetDateTime::from_unix_timestamp(1_795_000_000).expect("an instant");
+    let instants = [
+        second,
+        second + time::Duration::milliseconds(850),
+        second + time::Duration::microseconds(857_795),
+        second + time::Duration::seconds(1),
+    ];
+    for database in TestDatabase::every_backend().await {
+        let opened = database.open().await;
+        let clock = Arc::new(SetClock(std::sync::Mutex::new(second)));
+        let log = AuditLog::new(opened.store(), chain_sealer(), clock.clone());
+        for instant in instants {
+            *clock.0.lock().expect("clock") = instant;
+            let event = AuditEvent::new(AuditAction::KeysRotated, AuditOutcome::Success);
+            log.record(&RequestContext::command_line("test"), event).await.expect("append");
+        }
+        let between = |from: Option<usize>, to: Option<usize>| {
+            let query = AuditQuery {
+                from: from.map(|index| instants[index]),
+                to: to.map(|index| instants[index]),
+                limit: 10,
+                ..AuditQuery::default()
+            };
+            let log = &log;
+            async move {
+                let entries = log.query(&query).await.expect("query");
+                entries.iter().rev().map(|entry| entry.occurred_at).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(between(Some(2), None).await, instants[2..], "{:?}: from .857795", database.backend);
+        assert_eq!(between(None, Some(2)).await, instants[..2], "{:?}: to .857795", database.backend);
+        assert_eq!(
+            between(Some(1), Some(3)).await,
+            instants[1..3],
+            "{:?}: from .85 to the next second",
+            database.backend
+        );
+        assert_eq!(between(Some(0), Some(1)).await, instants[..1], "{:?}: the whole second alone", database.backend);
         opened.store().close().await;
     }
 }

@@ -13,7 +13,8 @@
 --
 -- The table is rebuilt (SQLite cannot drop or change a CHECK in place) with the same rows, its indexes left
 -- out and the outcome check spelled as comparisons: `IN` with three or more values builds a temporary B-tree
--- of them for every row inserted.
+-- of them for every row inserted. `occurred_at` is rewritten with a fixed-width fraction on the way (the
+-- chain hash covers the instant, not its text).
 CREATE TABLE audit_log_rebuilt (
     seq           INTEGER NOT NULL PRIMARY KEY,
     id            BLOB    NOT NULL,
@@ -37,7 +38,16 @@ CREATE TABLE audit_log_rebuilt (
 );
 
 INSERT INTO audit_log_rebuilt
-SELECT seq, id, occurred_at, action, outcome, user_id, actor, resource_type, resource_id, request_id, session_id,
+SELECT seq, id,
+       -- All nine fractional digits, as the store now writes them (`AuditInstant`): `…:10.85Z` and `…:10Z`
+       -- become `…:10.850000000Z` and `…:10.000000000Z`, so that text order is time order.
+       CASE WHEN instr(occurred_at, '.') > 0
+            THEN substr(occurred_at, 1, instr(occurred_at, '.'))
+                 || substr(substr(occurred_at, instr(occurred_at, '.') + 1, length(occurred_at) - instr(occurred_at, '.') - 1)
+                           || '000000000', 1, 9) || 'Z'
+            ELSE substr(occurred_at, 1, length(occurred_at) - 1) || '.000000000Z'
+       END,
+       action, outcome, user_id, actor, resource_type, resource_id, request_id, session_id,
        method, route, path, ip_address, user_agent, trace_id, details, hash
 FROM audit_log;
 
