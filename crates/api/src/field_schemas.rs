@@ -182,11 +182,19 @@ pub(crate) fn decimal(description: &str) -> Object {
 
 /// A calendar date (a whole day) or an RFC 3339 instant with an offset.
 pub(crate) fn date_or_timestamp(description: &str) -> RefOr<Schema> {
+    dates_and_timestamps(description).into()
+}
+
+/// An optional body field taking [`date_or_timestamp`], or `null`.
+pub(crate) fn nullable_date_or_timestamp(description: &str) -> RefOr<Schema> {
+    dates_and_timestamps(description).item(ObjectBuilder::new().schema_type(Type::Null)).into()
+}
+
+fn dates_and_timestamps(description: &str) -> AnyOfBuilder {
     let format =
         |format| ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(format)));
     AnyOfBuilder::new()
         .item(format(KnownFormat::Date))
         .item(format(KnownFormat::DateTime))
         .description(Some(description))
-        .into()
 }

@@ -695,12 +695,22 @@ pub(crate) async fn set_credentials(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyncRequest {
-    /// The first day (a date, or a timestamp with an offset); with `end_date`.
-    #[schema(value_type = Option<String>, format = Date)]
+    /// The first day (a date, or a timestamp with an offset: its UTC date); with `end_date`.
+    #[schema(schema_with = sync_start_schema)]
     start_date: Option<DateOrTimestamp>,
     /// The last day; with `start_date`.
-    #[schema(value_type = Option<String>, format = Date)]
+    #[schema(schema_with = sync_end_schema)]
     end_date: Option<DateOrTimestamp>,
+}
+
+fn sync_start_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    field_schemas::nullable_date_or_timestamp(
+        "The first day (a date, or a timestamp with an offset: its UTC date); with `end_date`.",
+    )
+}
+
+fn sync_end_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    field_schemas::nullable_date_or_timestamp("The last day (a date, or a timestamp with an offset: its UTC date).")
 }
 
 impl SyncRequest {
