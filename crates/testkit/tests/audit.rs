@@ -344,15 +344,15 @@ async fn purging_keeps_the_rest_verifiable_and_concurrent_writers_keep_one_chain
     }
 }
 
-/// Each store remembers the chain head it committed last instead of reading it back inside every audited
-/// transaction. That hint must never fork the chain: not after an append whose transaction rolled back, and
-/// not when another process or instance (here: a second pool on the same database) appends in between.
 /// The sealer a process would build from a fresh `keys.token_hash`.
 fn chain_sealer() -> Arc<HmacChainSealer> {
     let tokens = OpaqueTokens::from_base64(&generate_secret_base64(32).expect("randomness")).expect("key");
     Arc::new(HmacChainSealer::new(&tokens))
 }
 
+/// Each store remembers the chain head it committed last instead of reading it back inside every audited
+/// transaction. That hint must never fork the chain: not after an append whose transaction rolled back, and
+/// not when another process or instance (here: a second pool on the same database) appends in between.
 #[tokio::test]
 async fn a_remembered_head_never_forks_the_chain_after_a_rollback_or_another_writer() {
     for database in TestDatabase::every_backend().await {
