@@ -120,8 +120,12 @@ fn decode_cursor(cursor: &str) -> Option<i64> {
 pub struct AuditEntryResponse {
     /// Entry id.
     id: Uuid,
-    /// Position in the hash chain.
+    /// Position in the log: the listing's order.
     seq: i64,
+    /// The hash chain the entry is on (PostgreSQL writes several side by side; SQLite only chain 1).
+    chain: i16,
+    /// Position on that chain, as `dashtam audit verify` reports it.
+    chain_seq: i64,
     /// When it was recorded.
     #[schema(value_type = String, format = DateTime)]
     occurred_at: Timestamp,
@@ -166,6 +170,8 @@ impl From<AuditEntry> for AuditEntryResponse {
         Self {
             id: entry.id,
             seq: entry.seq,
+            chain: entry.chain,
+            chain_seq: entry.chain_seq,
             occurred_at: Timestamp(entry.occurred_at),
             action: entry.action,
             outcome: entry.outcome.as_str(),

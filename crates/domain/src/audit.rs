@@ -1,11 +1,17 @@
 //! The audit log: every security event with its request context, written in the transaction of the change it
 //! records, and chained so that any edit, deletion, insertion or reordering is detectable.
 //!
-//! Each entry carries a sequence number and `hash = SHA-256(previous hash ‖ canonical encoding of the entry)`.
-//! The newest sequence number and hash (the chain head) are kept in their own row, sealed with a keyed MAC, so
-//! removing the newest entries is detected too; the head is also logged periodically for outside anchoring.
-//! Purging old entries moves a sealed checkpoint (the last purged hash) forward, so the rest still verifies.
+//! Each entry is on one hash chain, at a position without gaps, with
+//! `hash = SHA-256(previous hash ‖ canonical encoding of the entry)`. Each chain's newest position and hash (its
+//! head) are kept in their own row, sealed with a keyed MAC, so removing the newest entries is detected too; the
+//! heads are also logged periodically for outside anchoring. Purging old entries moves each chain's sealed
+//! checkpoint (its last purged hash) forward, so the rest still verifies.
+//!
+//! SQLite writes one chain. PostgreSQL writes several side by side ([`FIRST_CHAIN`] and more): a chain's head
+//! stays locked from an entry's append until its transaction ends, and with one chain every audited
+//! transaction of every instance would commit in turn.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -19,6 +25,9 @@ use crate::context::RequestContext;
 use crate::ids::UserId;
 use crate::ports::{Store, StoreError, StoreTx};
 use crate::session::SessionId;
+
+/// The chain every entry was on before there were several: its entries and seals keep their original encoding.
+pub const FIRST_CHAIN: i16 = 1;
 
 /// The hash before the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -207,8 +216,13 @@ impl AuditEvent {
 /// A stored entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
-    /// Position in the chain, from 1, without gaps.
+    /// Where the entry sits in the log: the order entries are listed in, and the cursor. It rises along every
+    /// chain; with one chain it is the chain position.
     pub seq: i64,
+    /// The hash chain the entry is on.
+    pub chain: i16,
+    /// Position in its chain, from 1, without gaps.
+    pub chain_seq: i64,
     /// Its id.
     pub id: Uuid,
     /// When it was recorded.
@@ -251,9 +265,14 @@ impl AuditEntry {
     /// The hash this entry must carry when it follows an entry whose hash is `previous`.
     pub fn chain_hash(&self, previous: &str) -> String {
         let mut hasher = Sha256::new();
-        hasher.update(b"dashtam-audit-v1");
+        if self.chain == FIRST_CHAIN {
+            hasher.update(b"dashtam-audit-v1");
+        } else {
+            hasher.update(b"dashtam-audit-v2");
+            hasher.update(self.chain.to_be_bytes());
+        }
         put(&mut hasher, previous.as_bytes());
-        hasher.update(self.seq.to_be_bytes());
+        hasher.update(self.chain_seq.to_be_bytes());
         hasher.update(self.id.as_bytes());
         hasher.update(self.occurred_at.unix_timestamp_nanos().to_be_bytes());
         put(&mut hasher, self.action.as_bytes());
@@ -297,10 +316,12 @@ fn put_optional_uuid(hasher: &mut Sha256, id: Option<Uuid>) {
     put_optional(hasher, id.map(|id| &*id.hyphenated().encode_lower(&mut text)));
 }
 
-/// A point of the chain: a sequence number and the hash of the entry there, sealed.
+/// A point of a chain: a position and the hash of the entry there, sealed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainPoint {
-    /// The sequence number (0 before the first entry).
+    /// The chain.
+    pub chain: i16,
+    /// The position on it (0 before the first entry).
     pub seq: i64,
     /// The entry's hash ([`GENESIS_HASH`] at 0).
     pub hash: String,
@@ -309,14 +330,24 @@ pub struct ChainPoint {
 }
 
 impl ChainPoint {
-    /// The message a seal covers.
-    fn sealed_message(kind: &str, seq: i64, hash: &str) -> Vec<u8> {
-        format!("dashtam-audit-{kind}-v1:{seq}:{hash}").into_bytes()
+    /// A point as read from an entry or a head, before anyone sealed it.
+    pub fn unsealed(chain: i16, seq: i64, hash: String) -> Self {
+        Self { chain, seq, hash, seal: None }
+    }
+
+    /// The message a seal of this point as `kind` (`head` or `checkpoint`) covers.
+    fn sealed_message(&self, kind: &str) -> Vec<u8> {
+        let Self { chain, seq, hash, .. } = self;
+        if *chain == FIRST_CHAIN {
+            format!("dashtam-audit-{kind}-v1:{seq}:{hash}").into_bytes()
+        } else {
+            format!("dashtam-audit-{kind}-v2:{chain}:{seq}:{hash}").into_bytes()
+        }
     }
 }
 
-/// An audit entry waiting for its place in the chain. The store links it onto the head it finds when it
-/// writes it — at once on PostgreSQL, at commit on SQLite — so nothing has to know the head before then.
+/// An audit entry waiting for its place on a chain. The store links it onto the head it finds when it writes
+/// it — at once on PostgreSQL, at commit on SQLite — so nothing has to know the head before then.
 #[derive(Debug)]
 pub struct PendingAuditEntry {
     entry: AuditEntry,
@@ -324,17 +355,18 @@ pub struct PendingAuditEntry {
 }
 
 impl PendingAuditEntry {
-    /// Makes the entry the link after `previous` (its sequence number and hash). Linking again, onto another
-    /// point, replaces both.
+    /// Makes the entry the link after `previous` (its chain, position and hash). Linking again, onto another
+    /// point, replaces all three.
     pub fn link_after(&mut self, previous: &ChainPoint) {
-        self.entry.seq = previous.seq + 1;
+        self.entry.chain = previous.chain;
+        self.entry.chain_seq = previous.seq + 1;
         self.entry.hash = self.entry.chain_hash(&previous.hash);
     }
 
-    /// The seal the chain head carries while this entry, as last linked, is the newest. Entries appended
+    /// The seal its chain's head carries while this entry, as last linked, is the newest. Entries appended
     /// together need only the last one's.
     pub fn head_seal(&self) -> String {
-        self.sealer.seal(&ChainPoint::sealed_message("head", self.entry.seq, &self.entry.hash))
+        self.sealer.seal(&self.point().sealed_message("head"))
     }
 
     /// The entry as last linked.
@@ -344,11 +376,11 @@ impl PendingAuditEntry {
 
     /// The point the entry is, as last linked.
     pub fn point(&self) -> ChainPoint {
-        ChainPoint { seq: self.entry.seq, hash: self.entry.hash.clone(), seal: None }
+        ChainPoint::unsealed(self.entry.chain, self.entry.chain_seq, self.entry.hash.clone())
     }
 }
 
-/// The chain's state as stored: its head (newest entry) and its checkpoint (newest purged entry).
+/// A chain's state as stored: its head (newest entry) and its checkpoint (newest purged entry).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainState {
     /// The newest entry.
@@ -385,7 +417,7 @@ pub struct AuditQuery {
     pub limit: u32,
 }
 
-/// Where and why the chain does not verify.
+/// Where and why the chains do not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainBreak {
     /// An entry's hash does not match its content and predecessor (edited, inserted or reordered).
@@ -394,27 +426,41 @@ pub enum ChainBreak {
         /// The first bad entry.
         seq: i64,
     },
-    /// A sequence number is missing (an entry was deleted).
-    #[error("entry {expected} is missing (found {found} next): entries were deleted")]
+    /// A position of a chain is missing (an entry was deleted).
+    #[error("entry {expected} of chain {chain} is missing (found {found} next): entries were deleted")]
     Gap {
-        /// The number expected.
+        /// The chain.
+        chain: i16,
+        /// The position expected.
         expected: i64,
-        /// The number found instead.
+        /// The position found instead.
         found: i64,
     },
-    /// The newest entry is not the recorded head (entries were removed from or added to the end).
-    #[error("the chain ends at entry {last} but its head records entry {head}: the newest entries were changed")]
+    /// An entry names a chain that has no head (it was inserted, or its chain number changed).
+    #[error("entry {seq} is on chain {chain}, which has no head: it was inserted or changed")]
+    UnknownChain {
+        /// The entry.
+        seq: i64,
+        /// The chain it names.
+        chain: i16,
+    },
+    /// A chain's newest entry is not its recorded head (entries were removed from or added to the end).
+    #[error("chain {chain} ends at entry {last} but its head records entry {head}: the newest entries were changed")]
     HeadMismatch {
-        /// The last entry found.
+        /// The chain.
+        chain: i16,
+        /// The last position found.
         last: i64,
-        /// The head's sequence number.
+        /// The head's position.
         head: i64,
     },
-    /// The head or checkpoint seal does not verify (rewritten without the key, or the key changed).
-    #[error("the {which} seal does not verify: it was rewritten, or keys.token_hash changed")]
+    /// A head or checkpoint seal does not verify (rewritten without the key, or the key changed).
+    #[error("the {which} seal of chain {chain} does not verify: it was rewritten, or keys.token_hash changed")]
     BadSeal {
         /// `head` or `checkpoint`.
         which: &'static str,
+        /// The chain.
+        chain: i16,
     },
 }
 
@@ -423,10 +469,8 @@ pub enum ChainBreak {
 pub struct ChainReport {
     /// Entries walked.
     pub entries: u64,
-    /// The chain's start (the checkpoint).
-    pub checkpoint: ChainPoint,
-    /// The chain's end.
-    pub head: ChainPoint,
+    /// Each chain's start (its checkpoint) and end (its head), by chain.
+    pub chains: Vec<ChainState>,
 }
 
 /// Verifying failed.
@@ -470,7 +514,10 @@ impl AuditLog {
             None => (None, None),
         };
         let entry = AuditEntry {
+            // All three are the store's to set, when it links the entry.
             seq: 0,
+            chain: FIRST_CHAIN,
+            chain_seq: 0,
             id: Uuid::now_v7(),
             occurred_at: self.clock.now(),
             action: event.action.as_str().to_owned(),
@@ -504,51 +551,67 @@ impl AuditLog {
         tx.commit().await
     }
 
-    /// Walks the chain from its checkpoint to its head, checking every link and both seals.
+    /// Walks the log in order, checking every link of every chain from its checkpoint to its head, and both
+    /// seals of each. Along each chain `seq` rises with the position, so one pass in `seq` order meets every
+    /// chain's entries in their chain's order.
     pub async fn verify(&self) -> Result<ChainReport, VerifyError> {
-        let state = self.store.audit_chain_state().await?;
-        self.check_seal("checkpoint", &state.checkpoint)?;
-        self.check_seal("head", &state.head)?;
-        let mut previous = state.checkpoint.clone();
+        let chains = self.store.audit_chain_states().await?;
+        let mut reached = BTreeMap::new();
+        for state in &chains {
+            self.check_seal("checkpoint", &state.checkpoint)?;
+            self.check_seal("head", &state.head)?;
+            reached.insert(state.head.chain, state.checkpoint.clone());
+        }
+        let mut after_seq = 0;
         let mut entries = 0_u64;
         loop {
-            let page = self.store.audit_entries_after(previous.seq, VERIFY_PAGE).await?;
+            let page = self.store.audit_entries_after(after_seq, VERIFY_PAGE).await?;
             let Some(last) = page.last().map(|entry| entry.seq) else { break };
             for entry in &page {
+                let Some(previous) = reached.get_mut(&entry.chain) else {
+                    return Err(ChainBreak::UnknownChain { seq: entry.seq, chain: entry.chain }.into());
+                };
                 let expected = previous.seq + 1;
-                if entry.seq != expected {
-                    return Err(ChainBreak::Gap { expected, found: entry.seq }.into());
+                if entry.chain_seq != expected {
+                    return Err(ChainBreak::Gap { chain: entry.chain, expected, found: entry.chain_seq }.into());
                 }
                 if entry.chain_hash(&previous.hash) != entry.hash {
                     return Err(ChainBreak::HashMismatch { seq: entry.seq }.into());
                 }
-                previous = ChainPoint { seq: entry.seq, hash: entry.hash.clone(), seal: None };
+                *previous = ChainPoint::unsealed(entry.chain, entry.chain_seq, entry.hash.clone());
                 entries += 1;
             }
-            debug_assert_eq!(previous.seq, last);
+            after_seq = last;
         }
-        if previous.seq != state.head.seq || previous.hash != state.head.hash {
-            return Err(ChainBreak::HeadMismatch { last: previous.seq, head: state.head.seq }.into());
+        for state in &chains {
+            let end = &reached[&state.head.chain];
+            if end.seq != state.head.seq || end.hash != state.head.hash {
+                let (chain, last, head) = (state.head.chain, end.seq, state.head.seq);
+                return Err(ChainBreak::HeadMismatch { chain, last, head }.into());
+            }
         }
-        Ok(ChainReport { entries, checkpoint: state.checkpoint, head: state.head })
+        Ok(ChainReport { entries, chains })
     }
 
     fn check_seal(&self, which: &'static str, point: &ChainPoint) -> Result<(), ChainBreak> {
         let valid = match &point.seal {
             // Only the untouched start of a chain is unsealed.
             None => point.seq == 0 && point.hash == GENESIS_HASH,
-            Some(seal) => self.sealer.verify(&ChainPoint::sealed_message(which, point.seq, &point.hash), seal),
+            Some(seal) => self.sealer.verify(&point.sealed_message(which), seal),
         };
-        if valid { Ok(()) } else { Err(ChainBreak::BadSeal { which }) }
+        if valid { Ok(()) } else { Err(ChainBreak::BadSeal { which, chain: point.chain }) }
     }
 
-    /// Deletes entries recorded before `cutoff`, moving the sealed checkpoint to the newest deleted entry so
-    /// the rest of the chain still verifies; the purge itself is audited. Returns how many were deleted.
+    /// Deletes entries recorded before `cutoff`, moving each chain's sealed checkpoint to its newest deleted
+    /// entry so the rest of every chain still verifies; the purge itself is audited. Returns how many were
+    /// deleted.
     pub async fn purge_before(&self, cutoff: OffsetDateTime, context: &RequestContext) -> Result<u64, StoreError> {
         let Some(last) = self.store.last_audit_entry_before(cutoff).await? else { return Ok(0) };
-        let seal = self.sealer.seal(&ChainPoint::sealed_message("checkpoint", last.seq, &last.hash));
+        let checkpoints: Vec<ChainPoint> = (self.store.audit_chain_points_through(last.seq).await?.into_iter())
+            .map(|point| ChainPoint { seal: Some(self.sealer.seal(&point.sealed_message("checkpoint"))), ..point })
+            .collect();
         let mut tx = self.store.begin_bulk().await?;
-        let deleted = tx.purge_audit_through(&ChainPoint { seq: last.seq, hash: last.hash, seal: Some(seal) }).await?;
+        let deleted = tx.purge_audit_through(last.seq, &checkpoints).await?;
         let event = AuditEvent::new(AuditAction::AuditPurged, AuditOutcome::Success)
             .detail("deleted", deleted)
             .detail("through_seq", last.seq)
@@ -563,9 +626,9 @@ impl AuditLog {
         self.store.audit_entries(query).await
     }
 
-    /// The current head, for periodic logging (outside anchoring).
-    pub async fn head(&self) -> Result<ChainPoint, StoreError> {
-        Ok(self.store.audit_chain_state().await?.head)
+    /// Every chain's current head, for periodic logging (outside anchoring).
+    pub async fn heads(&self) -> Result<Vec<ChainPoint>, StoreError> {
+        Ok(self.store.audit_chain_states().await?.into_iter().map(|state| state.head).collect())
     }
 }
 
@@ -576,6 +639,8 @@ mod tests {
     fn entry() -> AuditEntry {
         AuditEntry {
             seq: 1,
+            chain: FIRST_CHAIN,
+            chain_seq: 1,
             id: Uuid::nil(),
             occurred_at: time::macros::datetime!(2026-11-28 10:00:00.123_456 UTC),
             action: "auth.login".to_owned(),
@@ -604,7 +669,8 @@ mod tests {
         assert_eq!(base, entry().chain_hash(GENESIS_HASH), "deterministic");
         assert_ne!(base, entry().chain_hash(&"1".repeat(64)));
         let changed = [
-            AuditEntry { seq: 2, ..entry() },
+            AuditEntry { chain_seq: 2, ..entry() },
+            AuditEntry { chain: 2, ..entry() },
             AuditEntry { outcome: AuditOutcome::Failure, ..entry() },
             AuditEntry { request_id: None, ..entry() },
             AuditEntry { request_id: Some(String::new()), ..entry() },
@@ -615,6 +681,23 @@ mod tests {
         for variant in changed {
             assert_ne!(variant.chain_hash(GENESIS_HASH), base, "{variant:?}");
         }
+    }
+
+    /// `seq` only orders the listing: on PostgreSQL it is drawn after the hash is made.
+    #[test]
+    fn the_listing_order_is_outside_the_hash() {
+        assert_eq!(AuditEntry { seq: 7, ..entry() }.chain_hash(GENESIS_HASH), entry().chain_hash(GENESIS_HASH));
+    }
+
+    /// Seals name the chain, so one chain's sealed head cannot stand in for another's; the first chain keeps
+    /// the message its seals had before there were several.
+    #[test]
+    fn seals_cover_the_chain() {
+        let point = |chain| ChainPoint::unsealed(chain, 3, "ab".to_owned());
+        assert_eq!(point(FIRST_CHAIN).sealed_message("head"), b"dashtam-audit-head-v1:3:ab");
+        assert_eq!(point(2).sealed_message("head"), b"dashtam-audit-head-v2:2:3:ab");
+        assert_ne!(point(2).sealed_message("head"), point(3).sealed_message("head"));
+        assert_ne!(point(2).sealed_message("head"), point(2).sealed_message("checkpoint"));
     }
 
     /// The hash is part of the stored data: chains written by earlier versions must still verify. The value

@@ -137,14 +137,18 @@ pub trait Store: ProviderReads + LedgerReads + ImportReads + Send + Sync + Debug
         now: OffsetDateTime,
     ) -> Result<Option<OneTimeToken>, StoreError>;
 
-    /// The audit chain's head and checkpoint.
-    async fn audit_chain_state(&self) -> Result<ChainState, StoreError>;
+    /// Every audit chain's head and checkpoint, by chain.
+    async fn audit_chain_states(&self) -> Result<Vec<ChainState>, StoreError>;
 
-    /// Up to `limit` audit entries after sequence number `after_seq`, oldest first (for verification).
+    /// Up to `limit` audit entries after `after_seq`, in `seq` order (for verification).
     async fn audit_entries_after(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
 
     /// The newest audit entry recorded before `cutoff` (the last one a purge would delete).
     async fn last_audit_entry_before(&self, cutoff: OffsetDateTime) -> Result<Option<AuditEntry>, StoreError>;
+
+    /// The newest entry at or before `seq` of each chain that has one, unsealed: where a purge through `seq`
+    /// leaves each chain's checkpoint.
+    async fn audit_chain_points_through(&self, seq: i64) -> Result<Vec<ChainPoint>, StoreError>;
 
     /// Audit entries matching `query`, newest first.
     async fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
@@ -278,15 +282,16 @@ pub trait StoreTx: ProviderWrites + LedgerWrites + ImportWrites + Send {
     /// `rotation.enforced_at` has passed (and are ended at once when it is not in the future).
     async fn rotate_global_tokens(&mut self, rotation: &GlobalRotation) -> Result<GlobalRotationCounts, StoreError>;
 
-    /// Appends `entry` to the audit chain with this transaction: the store links it onto the chain head
+    /// Appends `entry` to an audit chain with this transaction: the store links it onto a chain's head
     /// ([`PendingAuditEntry::link_after`]) and makes it the sealed head, and it commits or rolls back with
-    /// everything else. On PostgreSQL the head row stays locked until the transaction ends, which orders the
-    /// writers of every instance; SQLite's writers are serialised already, and it writes the entry as part of
-    /// the commit.
+    /// everything else. On PostgreSQL that head row stays locked until the transaction ends, which orders the
+    /// writers of that chain in every instance (a transaction's entries all go on one chain); SQLite's writers
+    /// are serialised already, and it writes the entry as part of the commit.
     async fn append_audit_entry(&mut self, entry: PendingAuditEntry) -> Result<(), StoreError>;
 
-    /// Moves the checkpoint to `through` and deletes every entry up to it; returns how many were deleted.
-    async fn purge_audit_through(&mut self, through: &ChainPoint) -> Result<u64, StoreError>;
+    /// Moves each chain's checkpoint to its point in `checkpoints` and deletes the entries up to `through_seq`
+    /// that those checkpoints cover; returns how many were deleted.
+    async fn purge_audit_through(&mut self, through_seq: i64, checkpoints: &[ChainPoint]) -> Result<u64, StoreError>;
 
     /// Makes every change of this transaction durable.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;

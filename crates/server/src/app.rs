@@ -329,9 +329,12 @@ pub async fn maintain_audit_log(
     loop {
         tokio::select! {
             () = &mut stop => return,
-            _ = anchor.tick() => match audit.head().await {
-                Ok(head) => tracing::info!(seq = head.seq, hash = %head.hash, "audit chain head"),
-                Err(error) => tracing::warn!(%error, "cannot read the audit chain head"),
+            _ = anchor.tick() => match audit.heads().await {
+                // Every chain's, even the untouched ones: an outside store then holds each head's whole history.
+                Ok(heads) => for head in heads {
+                    tracing::info!(chain = head.chain, seq = head.seq, hash = %head.hash, "audit chain head");
+                },
+                Err(error) => tracing::warn!(%error, "cannot read the audit chain heads"),
             },
             _ = purge.tick() => {
                 let cutoff = clock.now().saturating_sub(retention);

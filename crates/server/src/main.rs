@@ -13,6 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use anyhow::Context;
 use clap::Parser;
 use dashtam_domain::RequestContext;
+use dashtam_domain::audit::FIRST_CHAIN;
 use dashtam_server::cli::{AuditCommand, Cli, Command, ConfigCommand, KeysCommand, MigrateCommand};
 use dashtam_server::{Config, app, import, keys, logging, tokens, users};
 use dashtam_store::Database;
@@ -100,13 +101,21 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
             let verified = application.state.audit.verify().await;
             database.store().close().await;
             let report = verified.context("the audit log does not verify")?;
-            println!(
-                "audit chain verified: {} entries from #{} to #{} (head hash {})",
-                report.entries,
-                report.checkpoint.seq + 1,
-                report.head.seq,
-                report.head.hash
-            );
+            let entries = |count: u64| format!("{count} {}", if count == 1 { "entry" } else { "entries" });
+            println!("audit log verified: {}", entries(report.entries));
+            // Then each chain that has had entries (PostgreSQL writes several side by side), the first always.
+            for state in report.chains.iter().filter(|state| state.head.chain == FIRST_CHAIN || state.head.seq > 0) {
+                let (checkpoint, head) = (&state.checkpoint, &state.head);
+                let on_chain = u64::try_from(head.seq - checkpoint.seq).unwrap_or_default();
+                println!(
+                    "  chain {}: {}, #{} to #{} (head hash {})",
+                    head.chain,
+                    entries(on_chain),
+                    checkpoint.seq + 1,
+                    head.seq,
+                    head.hash
+                );
+            }
             Ok(())
         }
         Command::Import(args) => {

@@ -415,7 +415,11 @@ fn operators_create_promote_demote_and_disable_accounts() {
     // Every command above was audited as the operator's, and the chain verifies.
     let verified = run(dashtam(dir.path()).args(["audit", "verify"]));
     assert!(verified.status.success(), "{}", stderr(&verified));
-    assert!(stdout(&verified).starts_with("audit chain verified: 5 entries from #1 to #5"), "{}", stdout(&verified));
+    assert!(
+        stdout(&verified).starts_with("audit log verified: 5 entries\n  chain 1: 5 entries, #1 to #5"),
+        "{}",
+        stdout(&verified)
+    );
 }
 
 #[tokio::test]
@@ -488,7 +492,7 @@ fn operators_rotate_one_users_or_everyones_tokens() {
         assert!(!run(dashtam(dir.path()).args(&bad)).status.success(), "{bad:?}");
     }
     let verified = run(dashtam(dir.path()).args(["audit", "verify"]));
-    assert!(stdout(&verified).starts_with("audit chain verified: 3 entries"), "{}", stdout(&verified));
+    assert!(stdout(&verified).starts_with("audit log verified: 3 entries"), "{}", stdout(&verified));
 }
 
 #[tokio::test]

@@ -17,33 +17,90 @@ use crate::queries::{bind_audit_entry, impl_store_ports};
 #[derive(Debug)]
 pub(crate) struct PgStore {
     pub(crate) pool: PgPool,
-    /// The audit chain head as of this instance's newest audited COMMIT: the point the next entry most likely
-    /// follows. Only a hint, as other instances append too; [`APPEND_AFTER_HEAD`] checks it.
-    audit_head: RememberedHead,
+    /// The audit chains no transaction of this instance holds, each with the head this instance committed on
+    /// it last.
+    free_chains: FreeChains,
 }
 
-type RememberedHead = Arc<Mutex<Option<ChainPoint>>>;
+/// How many audit chains there are (migration 000016 makes them).
+const AUDIT_CHAINS: i16 = 16;
+
+/// A stack: the chain returned last is taken first, as its remembered head is the likeliest to be current.
+type FreeChains = Arc<Mutex<Vec<ChainLease>>>;
+
+/// A chain this instance hands to one transaction at a time, with the head it committed there last: only a
+/// hint, as other instances append too, which [`APPEND_AFTER_HEAD`] checks.
+#[derive(Debug)]
+struct ChainLease {
+    chain: i16,
+    head: Option<ChainPoint>,
+}
+
+/// A lease out of the free chains, which goes back when the transaction holding it ends, however it ends.
+#[derive(Debug)]
+struct HeldChain {
+    lease: ChainLease,
+    free_chains: FreeChains,
+}
+
+impl HeldChain {
+    /// The free chain returned last; with none free (more audited transactions at once than chains), a chain
+    /// at random with no head remembered.
+    fn take(free_chains: &FreeChains) -> Self {
+        let taken = free_chains.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let lease = taken.unwrap_or_else(|| ChainLease { chain: rand::random_range(1..=AUDIT_CHAINS), head: None });
+        Self { lease, free_chains: Arc::clone(free_chains) }
+    }
+}
+
+impl Drop for HeldChain {
+    fn drop(&mut self) {
+        let lease = ChainLease { chain: self.lease.chain, head: self.lease.head.take() };
+        let mut free = self.free_chains.lock().unwrap_or_else(PoisonError::into_inner);
+        // A chain can be free here and held too, when a transaction appended to a chain that was not the one
+        // it took (another instance had moved that one on, or none was free): keep one lease, the newer head.
+        match free.iter_mut().find(|free| free.chain == lease.chain) {
+            Some(free)
+                if free.head.as_ref().is_none_or(|head| lease.head.as_ref().is_some_and(|new| new.seq > head.seq)) =>
+            {
+                free.head = lease.head;
+            }
+            Some(_) => {}
+            None => free.push(lease),
+        }
+    }
+}
 
 pub(crate) struct PgTx {
     tx: Transaction<'static, Postgres>,
-    remembered_head: RememberedHead,
-    /// The newest entry this transaction appended. From the first, the transaction holds the head row's lock,
-    /// so the next one follows it.
+    free_chains: FreeChains,
+    /// The chain this transaction appends to, held from its first entry: it then holds the chain's head row
+    /// until it ends, so its entries all go on that chain.
+    chain: Option<HeldChain>,
+    /// The newest entry this transaction appended.
     appended: Option<ChainPoint>,
 }
 
-/// Appends an entry and moves the chain head onto it, in one statement, only if the head is still the point the
-/// entry was linked after: `$1`…`$19` are the entry's columns, `$20` the head seal, `$21` the previous hash.
-/// The `UPDATE` takes the head row's lock until the transaction ends, which orders the writers of every
-/// instance; if another writer moved the head first, it updates nothing, and nothing is inserted.
+/// Appends an entry and moves its chain's head onto it, in one statement, only if the head is still the point
+/// the entry was linked after: `$1` is the chain, `$2` the entry's position, `$3`…`$20` what it says, `$21` the
+/// head seal, `$22` the previous hash. The `UPDATE` takes the head row's lock until the transaction ends, which
+/// orders the chain's writers in every instance; if another writer moved the head first, it updates nothing,
+/// and nothing is inserted. Another instance holding the chain makes it wait for that transaction's end (the
+/// append is the last step of a transaction, so briefly); `FOR UPDATE SKIP LOCKED` would spare that rare wait
+/// but costs every append a row-lock record in the WAL (about 6 % of refresh throughput, docs/benchmarks.md).
 const APPEND_AFTER_HEAD: &str = concat!(
-    "WITH moved AS (UPDATE audit_chain SET head_seq = $1, head_hash = $19, head_seal = $20 \
-     WHERE id = 1 AND head_seq = $1 - 1 AND head_hash = $21 RETURNING 1) \
-     INSERT INTO audit_log (",
-    crate::queries::audit_columns!(),
+    "WITH moved AS (UPDATE audit_chain SET head_seq = $2, head_hash = $20, head_seal = $21 \
+     WHERE id = $1 AND head_seq = $2 - 1 AND head_hash = $22 RETURNING 1) \
+     INSERT INTO audit_log (chain, chain_seq, ",
+    crate::queries::audit_content_columns!(),
     ", head_seal) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-     $20 FROM moved"
+     $20, $21 FROM moved"
 );
+
+/// Locks and reads the head of chain `$1` if no other transaction holds it, else of another chain nobody
+/// holds, else nothing.
+const CLAIM_FREE_CHAIN: &str = "SELECT id, head_seq, head_hash FROM audit_chain ORDER BY id <> $1, random() LIMIT 1 \
+                                FOR UPDATE SKIP LOCKED";
 
 impl PgStore {
     const BACKEND: StoreBackend = StoreBackend::Postgres;
@@ -57,7 +114,10 @@ impl PgStore {
             .connect_with(connect_options)
             .await
             .map_err(ConnectError::Unreachable)?;
-        Ok(Self { pool, audit_head: RememberedHead::default() })
+        // Chain 1 on top: one writer at a time keeps to it, as the log did before it had several. Instances
+        // that meet there part at once: the one that finds it held appends to another and keeps to that.
+        let chains = (1..=AUDIT_CHAINS).rev().map(|chain| ChainLease { chain, head: None }).collect();
+        Ok(Self { pool, free_chains: Arc::new(Mutex::new(chains)) })
     }
 
     async fn close_pools(&self) {
@@ -65,47 +125,74 @@ impl PgStore {
     }
 
     /// PostgreSQL commits each transaction on its own, bulk or not.
-    async fn begin_write(&self, _bulk: bool) -> Result<(Transaction<'static, Postgres>, RememberedHead), sqlx::Error> {
+    async fn begin_write(&self, _bulk: bool) -> Result<(Transaction<'static, Postgres>, FreeChains), sqlx::Error> {
         let pool = self.pool.clone();
         let tx = crate::database::uncancellable(async move { pool.begin().await }).await?;
-        Ok((tx, Arc::clone(&self.audit_head)))
+        Ok((tx, Arc::clone(&self.free_chains)))
     }
 }
 
 impl PgTx {
-    /// Links the entry after the head this transaction or instance appended last and appends it: one statement
-    /// when that is still the head. Otherwise (another writer appended since) it locks the head row, reads it,
-    /// links the entry again and appends it after that.
+    /// Links the entry after the head of this transaction's chain and appends it. The first entry takes a
+    /// chain from the free ones and appends with one statement when the head remembered there is current.
+    /// Otherwise it locks and reads the head of that chain, or of another one nobody holds, or, with every
+    /// chain held, waits for its own, and appends after that.
     async fn link_audit_entry(&mut self, mut pending: PendingAuditEntry) -> Result<(), StoreError> {
-        let likely_head = match &self.appended {
-            Some(point) => Some(point.clone()),
-            None => self.remembered_head.lock().unwrap_or_else(PoisonError::into_inner).clone(),
-        };
-        if let Some(previous) = likely_head
+        if let Some(previous) = self.appended.clone() {
+            return self.append_onto_locked_head(&mut pending, &previous).await;
+        }
+        let free_chains = &self.free_chains;
+        let held = self.chain.get_or_insert_with(|| HeldChain::take(free_chains));
+        let (preferred, remembered) = (held.lease.chain, held.lease.head.clone());
+        if let Some(previous) = remembered
             && self.append_after(&mut pending, &previous).await?
         {
             return Ok(());
         }
-        let (seq, hash): (i64, String) =
-            sqlx::query_as("SELECT head_seq, head_hash FROM audit_chain WHERE id = 1 FOR UPDATE")
+        let claimed: Option<(i16, i64, String)> = sqlx::query_as(CLAIM_FREE_CHAIN)
+            .bind(preferred)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(crate::errors::store_error)?;
+        let (chain, seq, hash) = match claimed {
+            Some(head) => head,
+            None => sqlx::query_as("SELECT id, head_seq, head_hash FROM audit_chain WHERE id = $1 FOR UPDATE")
+                .bind(preferred)
                 .fetch_one(&mut *self.tx)
                 .await
-                .map_err(crate::errors::store_error)?;
-        if self.append_after(&mut pending, &ChainPoint { seq, hash, seal: None }).await? {
+                .map_err(crate::errors::store_error)?,
+        };
+        if chain != preferred {
+            // The preferred chain goes back, with its remembered head, as this transaction did not use it.
+            let lease = ChainLease { chain, head: None };
+            self.chain = Some(HeldChain { lease, free_chains: Arc::clone(&self.free_chains) });
+        }
+        self.append_onto_locked_head(&mut pending, &ChainPoint::unsealed(chain, seq, hash)).await
+    }
+
+    /// Appends after a head this transaction holds the lock of, which therefore cannot have moved.
+    async fn append_onto_locked_head(
+        &mut self,
+        pending: &mut PendingAuditEntry,
+        previous: &ChainPoint,
+    ) -> Result<(), StoreError> {
+        if self.append_after(pending, previous).await? {
             Ok(())
         } else {
-            Err(StoreError::Corrupt(format!("the audit chain head moved from entry {seq} while its row was locked")))
+            let (chain, seq) = (previous.chain, previous.seq);
+            Err(StoreError::Corrupt(format!("the head of audit chain {chain} moved from entry {seq} while locked")))
         }
     }
 
-    /// Whether the entry, linked after `previous`, was appended: only if `previous` is the head.
+    /// Whether the entry, linked after `previous`, was appended: only if `previous` is its chain's head.
     async fn append_after(
         &mut self,
         pending: &mut PendingAuditEntry,
         previous: &ChainPoint,
     ) -> Result<bool, StoreError> {
         pending.link_after(previous);
-        let appended = bind_audit_entry!(sqlx::query(APPEND_AFTER_HEAD), pending.entry())
+        let entry = pending.entry();
+        let appended = bind_audit_entry!(sqlx::query(APPEND_AFTER_HEAD).bind(entry.chain).bind(entry.chain_seq), entry)
             .bind(pending.head_seal())
             .bind(&previous.hash)
             .execute(&mut *self.tx)
@@ -119,21 +206,17 @@ impl PgTx {
         Ok(appended)
     }
 
-    /// Commits, and remembers the newest entry it appended as the head the next audited transaction follows.
-    async fn commit_writes(self) -> Result<(), StoreError> {
+    /// Commits; the chain this transaction appended to goes back to the free ones with its new head.
+    async fn commit_writes(mut self) -> Result<(), StoreError> {
         self.tx.commit().await.map_err(crate::errors::store_error)?;
-        if let Some(appended) = self.appended {
-            let mut remembered = self.remembered_head.lock().unwrap_or_else(PoisonError::into_inner);
-            // Transactions committing at once may get here out of order; keep the newest.
-            if remembered.as_ref().is_none_or(|head| head.seq < appended.seq) {
-                *remembered = Some(appended);
-            }
+        if let (Some(held), Some(appended)) = (&mut self.chain, self.appended) {
+            held.lease.head = Some(appended);
         }
         Ok(())
     }
 }
 
-impl_store_ports!(PgStore, PgTx, |(tx, remembered_head)| PgTx { tx, remembered_head, appended: None });
+impl_store_ports!(PgStore, PgTx, |(tx, free_chains)| PgTx { tx, free_chains, chain: None, appended: None });
 impl_provider_ports!(PgStore, PgTx);
 impl_import_ports!(PgStore, PgTx);
 impl_ledger_ports!(PgStore, PgTx, sqlx::Postgres);

@@ -232,17 +232,17 @@ macro_rules! impl_store_ports {
                 row.map(dashtam_domain::OneTimeToken::try_from).transpose()
             }
 
-            async fn audit_chain_state(
+            async fn audit_chain_states(
                 &self,
-            ) -> Result<dashtam_domain::audit::ChainState, dashtam_domain::ports::StoreError> {
-                let row: $crate::rows::AuditChainRow = sqlx::query_as(
-                    "SELECT head_seq, head_hash, head_seal, checkpoint_seq, checkpoint_hash, checkpoint_seal \
-                     FROM audit_chain WHERE id = 1",
+            ) -> Result<Vec<dashtam_domain::audit::ChainState>, dashtam_domain::ports::StoreError> {
+                let rows: Vec<$crate::rows::AuditChainRow> = sqlx::query_as(
+                    "SELECT id, head_seq, head_hash, head_seal, checkpoint_seq, checkpoint_hash, checkpoint_seal \
+                     FROM audit_chain ORDER BY id",
                 )
-                .fetch_one(&self.pool)
+                .fetch_all(&self.pool)
                 .await
                 .map_err($crate::errors::store_error)?;
-                Ok(row.into())
+                Ok(rows.into_iter().map(Into::into).collect())
             }
 
             async fn audit_entries_after(
@@ -271,6 +271,24 @@ macro_rules! impl_store_ports {
                     dashtam_domain::audit::AuditQuery { to: Some(cutoff), limit: 1, ..Default::default() };
                 let entries = dashtam_domain::ports::Store::audit_entries(self, &newest_before).await?;
                 Ok(entries.into_iter().next())
+            }
+
+            async fn audit_chain_points_through(
+                &self,
+                seq: i64,
+            ) -> Result<Vec<dashtam_domain::audit::ChainPoint>, dashtam_domain::ports::StoreError> {
+                let points: Vec<(i16, i64, String)> = sqlx::query_as(
+                    "SELECT chain, chain_seq, hash FROM audit_log \
+                     WHERE seq IN (SELECT MAX(seq) FROM audit_log WHERE seq <= $1 GROUP BY chain) ORDER BY chain",
+                )
+                .bind(seq)
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::errors::store_error)?;
+                Ok(points
+                    .into_iter()
+                    .map(|(chain, seq, hash)| dashtam_domain::audit::ChainPoint::unsealed(chain, seq, hash))
+                    .collect())
             }
 
             async fn audit_entries(
@@ -833,33 +851,46 @@ macro_rules! impl_store_ports {
 
             async fn purge_audit_through(
                 &mut self,
-                through: &dashtam_domain::audit::ChainPoint,
+                through_seq: i64,
+                checkpoints: &[dashtam_domain::audit::ChainPoint],
             ) -> Result<u64, dashtam_domain::ports::StoreError> {
-                // The checkpoint moves first: the append-only trigger only lets through deletions at or before it.
-                sqlx::query(
-                    "UPDATE audit_chain SET checkpoint_seq = $1, checkpoint_hash = $2, checkpoint_seal = $3 \
-                     WHERE id = 1 AND checkpoint_seq < $1",
-                )
-                .bind(through.seq)
-                .bind(&through.hash)
-                .bind(&through.seal)
-                .execute(&mut *self.tx)
-                .await
-                .map_err($crate::errors::store_error)?;
+                // The checkpoints move first: the append-only trigger only lets through deletions at or before
+                // them. In chain order, as every purge locks them, so two purges at once cannot deadlock.
+                let mut checkpoints = checkpoints.iter().collect::<Vec<_>>();
+                checkpoints.sort_by_key(|point| point.chain);
+                for through in checkpoints {
+                    sqlx::query(
+                        "UPDATE audit_chain SET checkpoint_seq = $1, checkpoint_hash = $2, checkpoint_seal = $3 \
+                         WHERE id = $4 AND checkpoint_seq < $1",
+                    )
+                    .bind(through.seq)
+                    .bind(&through.hash)
+                    .bind(&through.seal)
+                    .bind(through.chain)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($crate::errors::store_error)?;
+                }
                 if matches!(<$store>::BACKEND, dashtam_domain::ports::StoreBackend::Sqlite) {
-                    // On SQLite the lookup columns are a table of their own (migration 000015).
+                    // On SQLite the lookup columns are a table of their own (migration 000015), and the one
+                    // chain's positions are the sequence numbers.
                     sqlx::query("DELETE FROM audit_log_lookup WHERE seq <= $1")
-                        .bind(through.seq)
+                        .bind(through_seq)
                         .execute(&mut *self.tx)
                         .await
                         .map_err($crate::errors::store_error)?;
                 }
-                sqlx::query("DELETE FROM audit_log WHERE seq <= $1")
-                    .bind(through.seq)
-                    .execute(&mut *self.tx)
-                    .await
-                    .map(|done| done.rows_affected())
-                    .map_err($crate::errors::store_error)
+                // Only what the checkpoints cover: on PostgreSQL an entry can commit after the checkpoints were
+                // read with a `seq` drawn before them, and it is the first entry after its chain's checkpoint.
+                sqlx::query(
+                    "DELETE FROM audit_log WHERE seq <= $1 \
+                     AND chain_seq <= (SELECT checkpoint_seq FROM audit_chain WHERE id = audit_log.chain)",
+                )
+                .bind(through_seq)
+                .execute(&mut *self.tx)
+                .await
+                .map(|done| done.rows_affected())
+                .map_err($crate::errors::store_error)
             }
 
             async fn commit(self: Box<Self>) -> Result<(), dashtam_domain::ports::StoreError> {
@@ -926,19 +957,27 @@ macro_rules! refresh_token_columns {
     };
 }
 
-/// The `audit_log` columns in [`AuditEntryRow`](crate::rows::AuditEntryRow) order.
+/// The `audit_log` columns in [`AuditEntryRow`](crate::rows::AuditEntryRow) order: where the entry is, then
+/// what it says ([`audit_content_columns`]).
 macro_rules! audit_columns {
     () => {
-        "seq, id, occurred_at, action, outcome, user_id, actor, resource_type, resource_id, request_id, \
+        concat!("seq, chain, chain_seq, ", $crate::queries::audit_content_columns!())
+    };
+}
+
+/// The columns of what an entry says, as [`bind_audit_entry`] binds them. Where it is (`seq`, `chain`,
+/// `chain_seq`) is the backend's to write: SQLite has one chain, PostgreSQL draws `seq` as it inserts.
+macro_rules! audit_content_columns {
+    () => {
+        "id, occurred_at, action, outcome, user_id, actor, resource_type, resource_id, request_id, \
          session_id, method, route, path, ip_address, user_agent, trace_id, details, hash"
     };
 }
 
-/// Binds an audit entry's columns, in [`audit_columns`] order.
+/// Binds what an audit entry says, in [`audit_content_columns`] order.
 macro_rules! bind_audit_entry {
     ($query:expr, $entry:expr) => {
         $query
-            .bind($entry.seq)
             .bind($entry.id)
             .bind($crate::rows::AuditInstant($entry.occurred_at))
             .bind(&$entry.action)
@@ -961,6 +1000,6 @@ macro_rules! bind_audit_entry {
 }
 
 pub(crate) use {
-    audit_columns, bind_audit_entry, impl_store_ports, refresh_token_columns, session_auth_state_columns,
-    session_columns, user_columns,
+    audit_columns, audit_content_columns, bind_audit_entry, impl_store_ports, refresh_token_columns,
+    session_auth_state_columns, session_columns, user_columns,
 };

@@ -316,6 +316,8 @@ impl TryFrom<QueuedEmailRow> for QueuedEmail {
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct AuditEntryRow {
     seq: i64,
+    chain: i16,
+    chain_seq: i64,
     id: Uuid,
     occurred_at: OffsetDateTime,
     action: String,
@@ -344,6 +346,8 @@ impl TryFrom<AuditEntryRow> for AuditEntry {
             outcome: AuditOutcome::parse(&row.outcome)
                 .ok_or_else(|| StoreError::Corrupt(format!("audit entry {}: outcome", row.seq)))?,
             seq: row.seq,
+            chain: row.chain,
+            chain_seq: row.chain_seq,
             id: row.id,
             occurred_at: row.occurred_at,
             action: row.action,
@@ -372,6 +376,7 @@ pub(crate) fn audit_entries_from_rows(rows: Vec<AuditEntryRow>) -> Result<Vec<Au
 
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct AuditChainRow {
+    id: i16,
     head_seq: i64,
     head_hash: String,
     head_seal: Option<String>,
@@ -383,8 +388,13 @@ pub(crate) struct AuditChainRow {
 impl From<AuditChainRow> for ChainState {
     fn from(row: AuditChainRow) -> Self {
         ChainState {
-            head: ChainPoint { seq: row.head_seq, hash: row.head_hash, seal: row.head_seal },
-            checkpoint: ChainPoint { seq: row.checkpoint_seq, hash: row.checkpoint_hash, seal: row.checkpoint_seal },
+            head: ChainPoint { chain: row.id, seq: row.head_seq, hash: row.head_hash, seal: row.head_seal },
+            checkpoint: ChainPoint {
+                chain: row.id,
+                seq: row.checkpoint_seq,
+                hash: row.checkpoint_hash,
+                seal: row.checkpoint_seal,
+            },
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use dashtam_domain::audit::{ChainPoint, PendingAuditEntry};
+use dashtam_domain::audit::{ChainPoint, FIRST_CHAIN, PendingAuditEntry};
 use dashtam_domain::ports::{StoreBackend, StoreError};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqlitePool};
@@ -238,7 +238,7 @@ impl Writer {
             sqlx::query_as("SELECT head_seq, head_hash, lookup_seq FROM audit_chain WHERE id = 1")
                 .fetch_one(&mut self.connection)
                 .await?;
-        Ok(RememberedChain { head: ChainPoint { seq, hash, seal: None }, lookup_seq })
+        Ok(RememberedChain { head: ChainPoint::unsealed(FIRST_CHAIN, seq, hash), lookup_seq })
     }
 
     /// Links the entries (at least one) onto `head` and sends them with the COMMIT as one multi-statement
@@ -259,7 +259,8 @@ impl Writer {
         let mut query =
             sqlx::query(&statement).bind(head.seq).bind(previous.seq).bind(&previous.hash).bind(newest_seal);
         for pending in audit.iter() {
-            query = bind_audit_entry!(query, pending.entry());
+            // One chain: an entry's position on it is its sequence number.
+            query = bind_audit_entry!(query.bind(pending.entry().chain_seq), pending.entry());
         }
         query.execute(&mut self.connection).await?;
         Ok(previous)
@@ -486,7 +487,9 @@ fn audit_entries_and_commit(entries: usize) -> String {
     // OR ROLLBACK: a row that breaks a constraint fails the whole batch anyway, and without a statement that
     // could stop half-way (ABORT, the default) SQLite keeps no statement journal, which would copy every page
     // the INSERT changes before changing it.
-    const INSERT: &str = concat!("INSERT OR ROLLBACK INTO audit_log (", crate::queries::audit_columns!(), ") VALUES ");
+    // `chain` and `chain_seq` are generated columns (migration 000016).
+    const INSERT: &str =
+        concat!("INSERT OR ROLLBACK INTO audit_log (seq, ", crate::queries::audit_content_columns!(), ") VALUES ");
     const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     let mut statement = String::with_capacity(MOVE_HEAD.len() + entries * (ROW.len() + 2) + INSERT.len() + 16);
     statement.push_str(MOVE_HEAD);

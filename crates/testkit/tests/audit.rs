@@ -9,7 +9,8 @@ use dashtam_adapters::audit_seal::HmacChainSealer;
 use dashtam_adapters::opaque_tokens::{OpaqueTokens, generate_secret_base64};
 use dashtam_domain::UserId;
 use dashtam_domain::audit::{
-    AuditAction, AuditEntry, AuditEvent, AuditLog, AuditOutcome, AuditQuery, ChainBreak, VerifyError,
+    AuditAction, AuditEntry, AuditEvent, AuditLog, AuditOutcome, AuditQuery, ChainBreak, ChainReport, FIRST_CHAIN,
+    VerifyError,
 };
 use dashtam_domain::clock::{Clock, SystemClock};
 use dashtam_domain::context::RequestContext;
@@ -248,6 +249,10 @@ fn bypassing_triggers(app: &TestApp, statement: &str) -> String {
     }
 }
 
+fn on_postgres(app: &TestApp) -> bool {
+    matches!(app.state.store.backend(), dashtam_domain::ports::StoreBackend::Postgres)
+}
+
 async fn another_database(backend: Backend) -> TestDatabase {
     match backend {
         Backend::Sqlite => TestDatabase::sqlite(),
@@ -282,8 +287,22 @@ async fn the_log_is_append_only_and_tampering_is_detected_on_every_backend() {
         // A deleted entry in the middle.
         let app = app_with_history(another_database(backend).await).await;
         app.execute_raw_sql(&bypassing_triggers(&app, "DELETE FROM audit_log WHERE seq = 2")).await.expect("tamper");
-        assert_eq!(broken_chain(&app).await, ChainBreak::Gap { expected: 2, found: 3 });
+        assert_eq!(broken_chain(&app).await, ChainBreak::Gap { chain: FIRST_CHAIN, expected: 2, found: 3 });
         drop(app);
+
+        if backend == Backend::Postgres {
+            // An entry moved onto another chain, or onto one that does not exist (SQLite has only the one chain,
+            // computed, not stored).
+            let app = app_with_history(another_database(backend).await).await;
+            app.execute_raw_sql(&bypassing_triggers(&app, "UPDATE audit_log SET chain = 2 WHERE chain_seq = 3"))
+                .await
+                .expect("tamper");
+            assert_eq!(broken_chain(&app).await, ChainBreak::Gap { chain: 2, expected: 1, found: 3 });
+            app.execute_raw_sql(&bypassing_triggers(&app, "UPDATE audit_log SET chain = 17 WHERE chain_seq = 3"))
+                .await
+                .expect("tamper");
+            assert!(matches!(broken_chain(&app).await, ChainBreak::UnknownChain { chain: 17, .. }));
+        }
     }
 }
 
@@ -291,11 +310,13 @@ async fn the_log_is_append_only_and_tampering_is_detected_on_every_backend() {
 async fn removing_the_newest_entries_or_forging_the_head_is_detected() {
     for database in TestDatabase::every_backend().await {
         let app = app_with_history(database).await;
-        let head = app.state.audit.head().await.expect("head");
+        let head = app.state.audit.heads().await.expect("heads").remove(0);
+        assert_eq!(head.chain, FIRST_CHAIN, "one writer at a time keeps to the first chain");
         app.execute_raw_sql(&bypassing_triggers(&app, &format!("DELETE FROM audit_log WHERE seq = {}", head.seq)))
             .await
             .expect("truncate");
-        assert_eq!(broken_chain(&app).await, ChainBreak::HeadMismatch { last: head.seq - 1, head: head.seq });
+        let (chain, last) = (FIRST_CHAIN, head.seq - 1);
+        assert_eq!(broken_chain(&app).await, ChainBreak::HeadMismatch { chain, last, head: head.seq });
 
         // Pointing the head back at the new last entry without the sealing key is caught by the seal.
         let previous = app.state.audit.query(&AuditQuery { limit: 1, ..AuditQuery::default() }).await.expect("read");
@@ -306,7 +327,19 @@ async fn removing_the_newest_entries_or_forging_the_head_is_detected() {
         ))
         .await
         .expect("forge the head");
-        assert_eq!(broken_chain(&app).await, ChainBreak::BadSeal { which: "head" });
+        assert_eq!(broken_chain(&app).await, ChainBreak::BadSeal { which: "head", chain: FIRST_CHAIN });
+
+        // Another chain's sealed head does not stand in for this one's: seals name their chain.
+        if on_postgres(&app) {
+            app.execute_raw_sql(&format!(
+                "UPDATE audit_chain SET head_seq = {}, head_hash = '{}', head_seal = (SELECT head_seal FROM audit_chain \
+                 WHERE id = 1) WHERE id = 2",
+                head.seq, head.hash
+            ))
+            .await
+            .expect("copy a seal");
+            assert!(matches!(broken_chain(&app).await, ChainBreak::BadSeal { which: "head", .. }));
+        }
     }
 }
 
@@ -320,7 +353,12 @@ async fn purging_keeps_the_rest_verifiable_and_concurrent_writers_keep_one_chain
         let deleted = app.state.audit.purge_before(future, &context).await.expect("purge");
         assert_eq!(deleted, before.entries);
         let after = app.state.audit.verify().await.expect("still verifies after the purge");
-        assert_eq!((after.entries, after.checkpoint.seq), (1, before.head.seq), "only the purge's own entry");
+        let first_chain = |report: &ChainReport| report.chains[0].clone();
+        assert_eq!(
+            (after.entries, first_chain(&after).checkpoint.seq),
+            (1, first_chain(&before).head.seq),
+            "only the purge's own entry"
+        );
 
         // Entries at or before the checkpoint may go; later ones stay protected.
         assert!(app.execute_raw_sql("DELETE FROM audit_log WHERE seq > 0").await.is_err());
@@ -339,8 +377,15 @@ async fn purging_keeps_the_rest_verifiable_and_concurrent_writers_keep_one_chain
         for written in futures::future::join_all(writers).await {
             written.expect("write");
         }
-        let report = app.state.audit.verify().await.expect("concurrent appends form one chain");
+        let report = app.state.audit.verify().await.expect("concurrent appends keep every chain whole");
         assert_eq!(report.entries, 21);
+        let chains_written = report.chains.iter().filter(|state| state.head.seq > state.checkpoint.seq).count();
+        if on_postgres(&app) {
+            // Twenty transactions at once on ten connections: they do not wait for one another on one chain.
+            assert!(chains_written > 1, "{:?}", report.chains);
+        } else {
+            assert_eq!(chains_written, 1);
+        }
     }
 }
 
@@ -377,7 +422,7 @@ async fn remembered_head_never_forks(database: TestDatabase) {
     ours.record(&context, event(5)).await.expect("after the other process");
 
     let report = ours.verify().await.expect("one unbroken chain");
-    assert_eq!((report.entries, report.head.seq), (4, 4), "entries 1, 3, 4 and 5, in that order");
+    assert_eq!((report.entries, report.chains[0].head.seq), (4, 4), "entries 1, 3, 4 and 5, in that order");
     let newest_first = ours.query(&AuditQuery { limit: 10, ..AuditQuery::default() }).await.expect("list");
     let steps: Vec<&str> = newest_first.iter().map(|entry| entry.details.as_str()).collect();
     assert_eq!(steps, [r#"{"step":5}"#, r#"{"step":4}"#, r#"{"step":3}"#, r#"{"step":1}"#]);
@@ -419,7 +464,9 @@ async fn two_processes_appending_at_once(database: TestDatabase) {
     }
 
     let report = logs[1].verify().await.expect("one unbroken chain");
-    assert_eq!((report.entries, report.head.seq), (42, 42));
+    assert_eq!(report.entries, 42);
+    let positions: i64 = report.chains.iter().map(|state| state.head.seq).sum();
+    assert_eq!(positions, 42, "every chain's head is its last entry: {:?}", report.chains);
     let newest_first = logs[0].query(&AuditQuery { limit: 100, ..AuditQuery::default() }).await.expect("list");
     let oldest = newest_first.iter().rev().take(2).map(|entry| entry.details.as_str()).collect::<Vec<_>>();
     assert_eq!(oldest, [r#"{"step":0,"writer":0}"#, r#"{"step":1,"writer":0}"#], "one transaction, in order");
@@ -449,14 +496,21 @@ async fn the_migration_that_rebuilds_the_audit_log_keeps_every_entry_and_the_cha
         let status = opened.migration_status().await.expect("status");
         let steps = status.iter().filter(|line| line.version >= REBUILDS_THE_AUDIT_LOG).count();
         assert!(steps >= 1, "the rebuild is among the applied migrations: {status:?}");
-        // Read by sequence number, which every version of the schema answers alike; the admin query needs the
-        // newest schema (on SQLite, the lookup table of migration 000015).
+        // Read by sequence number; the admin query also needs the lookup table of migration 000015 on SQLite.
         let whole_log = || async { opened.store().audit_entries_after(0, 100).await };
         let (report, entries) = (log.verify().await.expect("verifies"), whole_log().await.expect("list"));
         assert_eq!(entries.len(), 5);
 
         assert_eq!(opened.migrate_down(steps).await.expect("down").len(), steps);
-        assert_eq!(whole_log().await.expect("list after down"), entries);
+        // The oldest schema here has no chain columns, which the store reads: count the entries kept as they were.
+        let kept_as_they_were = entries
+            .iter()
+            .map(|entry| format!("(seq = {} AND hash = '{}' AND details = '{}')", entry.seq, entry.hash, entry.details))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let kept = format!("SELECT count(*) FROM audit_log WHERE {kept_as_they_were}");
+        assert_eq!(database.fetch_i64(&kept).await.expect("count"), 5);
+        assert_eq!(database.fetch_i64("SELECT count(*) FROM audit_log").await.expect("count"), 5);
         if database.backend == Backend::Sqlite {
             // Times as the store wrote them before migration 000015: the fraction's trailing zeros trimmed.
             database
@@ -482,9 +536,35 @@ async fn the_migration_that_rebuilds_the_audit_log_keeps_every_entry_and_the_cha
         assert!(newest_first.iter().rev().eq(entries.iter()), "the admin query finds them all after the way back");
 
         log.record(&context, AuditEvent::new(AuditAction::KeysRotated, AuditOutcome::Success)).await.expect("append");
-        assert_eq!(log.verify().await.expect("the chain goes on").head.seq, report.head.seq + 1);
+        let first_head = |report: ChainReport| report.chains[0].head.seq;
+        assert_eq!(first_head(log.verify().await.expect("the chain goes on")), first_head(report) + 1);
         let edit = database.execute_raw_sql("UPDATE audit_log SET actor = 'someone else' WHERE seq = 1").await;
         assert!(edit.is_err(), "entries are still append-only");
+        opened.store().close().await;
+    }
+}
+
+/// Going back to one chain (migration 000016 down) is refused once another chain holds entries, whose hashes
+/// cover a chain the older schema cannot hold; the log stays as it was and still verifies.
+#[tokio::test]
+async fn the_log_goes_back_to_one_chain_only_while_it_is_one() {
+    for database in TestDatabase::every_backend().await.into_iter().filter(|db| db.backend == Backend::Postgres) {
+        let opened = database.open().await;
+        let log = AuditLog::new(opened.store(), chain_sealer(), Arc::new(SystemClock));
+        let context = RequestContext::command_line("test");
+        let event = || AuditEvent::new(AuditAction::KeysRotated, AuditOutcome::Success);
+        // While one transaction holds the first chain, the next appends to another.
+        let mut holding = opened.store().begin().await.expect("begin");
+        log.append(&mut holding, &context, event()).await.expect("append on chain 1");
+        log.record(&context, event()).await.expect("append on another chain");
+        holding.commit().await.expect("commit");
+        let report = log.verify().await.expect("verifies");
+        let written: Vec<i16> =
+            report.chains.iter().filter(|state| state.head.seq > 0).map(|state| state.head.chain).collect();
+        assert_eq!(written.len(), 2, "{:?}", report.chains);
+
+        assert!(opened.migrate_down(1).await.is_err(), "entries on chain {} have nowhere to go", written[1]);
+        assert_eq!(log.verify().await.expect("still verifies"), report);
         opened.store().close().await;
     }
 }
@@ -678,13 +758,19 @@ async fn concurrent_writers_and_a_large_transaction_keep_one_chain_on_every_back
         }
         large.await.expect("large transaction");
 
-        let report = log.verify().await.expect("one unbroken chain");
-        assert_eq!((report.entries, report.head.seq), (1_521, 1_521), "{:?}", database.backend);
+        let report = log.verify().await.expect("every chain unbroken");
+        assert_eq!(report.entries, 1_521, "{:?}", database.backend);
+        let positions: i64 = report.chains.iter().map(|state| state.head.seq).sum();
+        assert_eq!(positions, 1_521, "every chain's head is its last entry: {:?}", report.chains);
         let entries = log.query(&AuditQuery { limit: 2_000, ..AuditQuery::default() }).await.expect("list");
-        let oldest_first = entries.iter().rev().map(|entry| entry.details.as_str()).collect::<Vec<_>>();
-        let start = oldest_first.iter().position(|details| details.contains(r#""writer":64"#)).expect("written");
+        let large: Vec<&AuditEntry> =
+            entries.iter().rev().filter(|entry| entry.details.contains(r#""writer":64"#)).collect();
+        let in_order = large.iter().map(|entry| entry.details.clone()).collect::<Vec<_>>();
         let expected = (0..1_201).map(|step| format!(r#"{{"step":{step},"writer":64}}"#)).collect::<Vec<_>>();
-        assert_eq!(oldest_first[start..start + 1_201], expected, "one transaction's entries are consecutive, in order");
+        assert_eq!(in_order, expected, "one transaction's entries are listed in order");
+        // And follow one another on one chain (on PostgreSQL, other chains' entries come in between).
+        let (chain, first) = (large[0].chain, large[0].chain_seq);
+        assert!(large.iter().zip(first..).all(|(entry, position)| (entry.chain, entry.chain_seq) == (chain, position)));
         opened.store().close().await;
     }
 }

@@ -1,0 +1,2 @@
+ALTER TABLE audit_log DROP COLUMN chain_seq;
+ALTER TABLE audit_log DROP COLUMN chain;
