@@ -554,13 +554,18 @@ impl AuditLog {
     /// Walks the log in order, checking every link of every chain from its checkpoint to its head, and both
     /// seals of each. Along each chain `seq` rises with the position, so one pass in `seq` order meets every
     /// chain's entries in their chain's order.
+    ///
+    /// The server may append while this runs: an entry past the head read before the walk counts only if a
+    /// sealed head read after it reaches that far, so entries forged past a head that no writer moved are
+    /// still caught, and the entry at the first head's position must be the one that head sealed.
     pub async fn verify(&self) -> Result<ChainReport, VerifyError> {
         let chains = self.store.audit_chain_states().await?;
-        let mut reached = BTreeMap::new();
+        // Per chain: the entry reached so far (from the checkpoint) and the head read before the walk.
+        let mut walks = BTreeMap::new();
         for state in &chains {
             self.check_seal("checkpoint", &state.checkpoint)?;
             self.check_seal("head", &state.head)?;
-            reached.insert(state.head.chain, state.checkpoint.clone());
+            walks.insert(state.head.chain, (state.checkpoint.clone(), &state.head));
         }
         let mut after_seq = 0;
         let mut entries = 0_u64;
@@ -568,14 +573,15 @@ impl AuditLog {
             let page = self.store.audit_entries_after(after_seq, VERIFY_PAGE).await?;
             let Some(last) = page.last().map(|entry| entry.seq) else { break };
             for entry in &page {
-                let Some(previous) = reached.get_mut(&entry.chain) else {
+                let Some((previous, head)) = walks.get_mut(&entry.chain) else {
                     return Err(ChainBreak::UnknownChain { seq: entry.seq, chain: entry.chain }.into());
                 };
                 let expected = previous.seq + 1;
                 if entry.chain_seq != expected {
                     return Err(ChainBreak::Gap { chain: entry.chain, expected, found: entry.chain_seq }.into());
                 }
-                if entry.chain_hash(&previous.hash) != entry.hash {
+                let sealed_as_head = entry.chain_seq == head.seq && entry.hash != head.hash;
+                if sealed_as_head || entry.chain_hash(&previous.hash) != entry.hash {
                     return Err(ChainBreak::HashMismatch { seq: entry.seq }.into());
                 }
                 *previous = ChainPoint::unsealed(entry.chain, entry.chain_seq, entry.hash.clone());
@@ -583,11 +589,26 @@ impl AuditLog {
             }
             after_seq = last;
         }
-        for state in &chains {
-            let end = &reached[&state.head.chain];
-            if end.seq != state.head.seq || end.hash != state.head.hash {
-                let (chain, last, head) = (state.head.chain, end.seq, state.head.seq);
-                return Err(ChainBreak::HeadMismatch { chain, last, head }.into());
+        let appended_meanwhile = walks.values().any(|(reached, head)| reached.seq > head.seq);
+        let heads_now: BTreeMap<i16, ChainPoint> = if appended_meanwhile {
+            let mut heads = BTreeMap::new();
+            for state in self.store.audit_chain_states().await? {
+                self.check_seal("head", &state.head)?;
+                heads.insert(state.head.chain, state.head);
+            }
+            heads
+        } else {
+            BTreeMap::new()
+        };
+        for (&chain, (reached, head)) in &walks {
+            let ends_at_head = reached.seq == head.seq && reached.hash == head.hash;
+            let covered_now = reached.seq > head.seq
+                && heads_now
+                    .get(&chain)
+                    .is_some_and(|now| now.seq > reached.seq || (now.seq == reached.seq && now.hash == reached.hash));
+            if !ends_at_head && !covered_now {
+                let head = heads_now.get(&chain).filter(|_| reached.seq > head.seq).unwrap_or(head).seq;
+                return Err(ChainBreak::HeadMismatch { chain, last: reached.seq, head }.into());
             }
         }
         Ok(ChainReport { entries, chains })

@@ -544,6 +544,49 @@ async fn the_migration_that_rebuilds_the_audit_log_keeps_every_entry_and_the_cha
     }
 }
 
+/// `dashtam audit verify` on a live server: entries appended while it walks the log are past the heads it read
+/// first, and must not read as entries added behind the heads' back.
+#[tokio::test]
+async fn verifying_while_the_server_appends_passes() {
+    for database in TestDatabase::every_backend().await {
+        let opened = database.open().await;
+        let log = Arc::new(AuditLog::new(opened.store(), chain_sealer(), Arc::new(SystemClock)));
+        let context = RequestContext::command_line("test");
+        let event = |step: usize| AuditEvent::new(AuditAction::KeysRotated, AuditOutcome::Success).detail("step", step);
+        // Enough entries for the walk to take a few pages.
+        let mut tx = opened.store().begin().await.expect("begin");
+        for step in 0..2_500 {
+            log.append(&mut tx, &context, event(step)).await.expect("append");
+        }
+        tx.commit().await.expect("commit");
+
+        let appending = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let writer = {
+            let (log, context, appending) = (Arc::clone(&log), context.clone(), Arc::clone(&appending));
+            tokio::spawn(async move {
+                let mut written = 0;
+                while appending.load(std::sync::atomic::Ordering::Relaxed) {
+                    log.record(&context, event(written)).await.expect("append");
+                    written += 1;
+                }
+                written
+            })
+        };
+        let mut appended_during = 0;
+        for _ in 0..5 {
+            let before = log.verify().await.expect("verifies while entries are appended");
+            let after = log.verify().await.expect("verifies while entries are appended");
+            appended_during += after.entries - before.entries;
+        }
+        appending.store(false, std::sync::atomic::Ordering::Relaxed);
+        let written = writer.await.expect("writer task");
+        assert!(written > 0 && appended_during > 0, "the writer appended while the log was verified");
+        let report = log.verify().await.expect("verifies at rest");
+        assert_eq!(report.entries, 2_500 + written as u64, "{:?}", database.backend);
+        opened.store().close().await;
+    }
+}
+
 /// Going back to one chain (migration 000016 down) is refused once another chain holds entries, whose hashes
 /// cover a chain the older schema cannot hold; the log stays as it was and still verifies.
 #[tokio::test]
