@@ -93,8 +93,7 @@ const APPEND_AFTER_HEAD: &str = concat!(
      WHERE id = $1 AND head_seq = $2 - 1 AND head_hash = $22 RETURNING 1) \
      INSERT INTO audit_log (chain, chain_seq, ",
     crate::queries::audit_content_columns!(),
-    ", head_seal) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-     $20, $21 FROM moved"
+    ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20 FROM moved"
 );
 
 /// Locks and reads the head of chain `$1` if no other transaction holds it, else of another chain nobody

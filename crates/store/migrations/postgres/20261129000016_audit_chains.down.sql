@@ -32,3 +32,5 @@ ALTER TABLE audit_chain ADD CONSTRAINT audit_chain_id_check CHECK (id = 1);
 ALTER TABLE audit_log ALTER COLUMN seq DROP DEFAULT;
 DROP SEQUENCE audit_log_seq;
 ALTER TABLE audit_log DROP COLUMN chain_seq, DROP COLUMN chain;
+-- The seals entries kept with them are gone; the head's own seal is in audit_chain.
+ALTER TABLE audit_log ADD COLUMN head_seal TEXT;

@@ -18,6 +18,9 @@ SELECT setval('audit_log_seq', greatest((SELECT max(seq) FROM audit_log), (SELEC
               false);
 ALTER TABLE audit_log ALTER COLUMN seq SET DEFAULT nextval('audit_log_seq');
 
+-- Each entry kept the head seal written with it for a trigger that migration 000015 dropped; nothing reads it.
+ALTER TABLE audit_log DROP COLUMN head_seal;
+
 -- Sixteen chains: more than an instance's connections by default (database.max_connections = 10).
 ALTER TABLE audit_chain DROP CONSTRAINT audit_chain_id_check;
 ALTER TABLE audit_chain ADD CONSTRAINT audit_chain_id_check CHECK (id BETWEEN 1 AND 16);
