@@ -87,7 +87,7 @@ pub(crate) struct PgTx {
 /// orders the chain's writers in every instance; if another writer moved the head first, it updates nothing,
 /// and nothing is inserted. Another instance holding the chain makes it wait for that transaction's end (the
 /// append is the last step of a transaction, so briefly); `FOR UPDATE SKIP LOCKED` would spare that rare wait
-/// but costs every append a row-lock record in the WAL (about 6 % of refresh throughput, docs/benchmarks.md).
+/// but costs every append a row-lock record in the WAL (about 4 % of refresh throughput, docs/benchmarks.md).
 const APPEND_AFTER_HEAD: &str = concat!(
     "WITH moved AS (UPDATE audit_chain SET head_seq = $2, head_hash = $20, head_seal = $21 \
      WHERE id = $1 AND head_seq = $2 - 1 AND head_hash = $22 RETURNING 1) \
