@@ -16,7 +16,7 @@ DURATION="${AB_DURATION:-8}"
 ROUNDS="${AB_ROUNDS:-2}"
 PG_URL_BASE="${AB_PG_URL_BASE:-postgres://postgres@127.0.0.1:5432}"
 REDIS_URL="${AB_REDIS_URL:-redis://127.0.0.1:6379/0}"
-readonly EMAIL="ab@example.com" PASSWORD="benchmark passphrase 2026"
+readonly EMAIL="ab@example.com" PASSWORD="benchmark passphrase 2026"  # pragma: allowlist secret
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly BENCH_DIR
 
