@@ -600,15 +600,14 @@ impl AuditLog {
         } else {
             BTreeMap::new()
         };
-        for (&chain, (reached, head)) in &walks {
+        for (&chain, (reached, first_head)) in &walks {
+            // Walked past the head read first: the entries met meanwhile are checked against the head as it is now.
+            let walked_past = reached.seq > first_head.seq;
+            let head = if walked_past { heads_now.get(&chain).unwrap_or(first_head) } else { first_head };
             let ends_at_head = reached.seq == head.seq && reached.hash == head.hash;
-            let covered_now = reached.seq > head.seq
-                && heads_now
-                    .get(&chain)
-                    .is_some_and(|now| now.seq > reached.seq || (now.seq == reached.seq && now.hash == reached.hash));
-            if !ends_at_head && !covered_now {
-                let head = heads_now.get(&chain).filter(|_| reached.seq > head.seq).unwrap_or(head).seq;
-                return Err(ChainBreak::HeadMismatch { chain, last: reached.seq, head }.into());
+            let head_reaches_past = walked_past && head.seq > reached.seq;
+            if !ends_at_head && !head_reaches_past {
+                return Err(ChainBreak::HeadMismatch { chain, last: reached.seq, head: head.seq }.into());
             }
         }
         Ok(ChainReport { entries, chains })

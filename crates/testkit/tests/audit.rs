@@ -389,6 +389,18 @@ async fn purging_keeps_the_rest_verifiable_and_concurrent_writers_keep_one_chain
     }
 }
 
+/// `entries` were verified, and (with nothing purged) they are exactly the positions the chains' heads reached.
+fn assert_every_head_is_its_chains_last_entry(report: &ChainReport, entries: u64) {
+    assert_eq!(report.entries, entries);
+    let positions: i64 = report.chains.iter().map(|state| state.head.seq).sum();
+    assert_eq!(
+        u64::try_from(positions).ok(),
+        Some(entries),
+        "every chain's head is its last entry: {:?}",
+        report.chains
+    );
+}
+
 /// The sealer a process would build from a fresh `keys.token_hash`.
 fn chain_sealer() -> Arc<HmacChainSealer> {
     let tokens = OpaqueTokens::from_base64(&generate_secret_base64(32).expect("randomness")).expect("key");
@@ -464,9 +476,7 @@ async fn two_processes_appending_at_once(database: TestDatabase) {
     }
 
     let report = logs[1].verify().await.expect("one unbroken chain");
-    assert_eq!(report.entries, 42);
-    let positions: i64 = report.chains.iter().map(|state| state.head.seq).sum();
-    assert_eq!(positions, 42, "every chain's head is its last entry: {:?}", report.chains);
+    assert_every_head_is_its_chains_last_entry(&report, 42);
     let newest_first = logs[0].query(&AuditQuery { limit: 100, ..AuditQuery::default() }).await.expect("list");
     let oldest = newest_first.iter().rev().take(2).map(|entry| entry.details.as_str()).collect::<Vec<_>>();
     assert_eq!(oldest, [r#"{"step":0,"writer":0}"#, r#"{"step":1,"writer":0}"#], "one transaction, in order");
@@ -802,9 +812,7 @@ async fn concurrent_writers_and_a_large_transaction_keep_one_chain_on_every_back
         large.await.expect("large transaction");
 
         let report = log.verify().await.expect("every chain unbroken");
-        assert_eq!(report.entries, 1_521, "{:?}", database.backend);
-        let positions: i64 = report.chains.iter().map(|state| state.head.seq).sum();
-        assert_eq!(positions, 1_521, "every chain's head is its last entry: {:?}", report.chains);
+        assert_every_head_is_its_chains_last_entry(&report, 1_521);
         let entries = log.query(&AuditQuery { limit: 2_000, ..AuditQuery::default() }).await.expect("list");
         let large: Vec<&AuditEntry> =
             entries.iter().rev().filter(|entry| entry.details.contains(r#""writer":64"#)).collect();
