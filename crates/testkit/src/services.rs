@@ -31,6 +31,29 @@ pub fn vacant_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("find a free port").port()
 }
 
+/// The lowest port of the range where a server of ours is put.
+const LOWEST_SERVER_PORT: u16 = 16_384;
+
+/// A vacant port for a server that is killed and restarted on it: below the kernel's ephemeral range, because
+/// while the server is down any outgoing connection on the machine may be given an ephemeral port as its own,
+/// and the restart could not bind it back.
+fn vacant_server_port() -> u16 {
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .filter(|&start| start > LOWEST_SERVER_PORT + 1_024)
+        .unwrap_or(32_768);
+    let span = u128::from(ephemeral_start - LOWEST_SERVER_PORT);
+    for _ in 0..1_000 {
+        let offset = u16::try_from(uuid::Uuid::new_v4().as_u128() % span).expect("the span fits a port");
+        let port = LOWEST_SERVER_PORT + offset;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no vacant port between {LOWEST_SERVER_PORT} and {ephemeral_start}")
+}
+
 /// Whether `setpriv --pdeathsig` is available to tie a child's life to the test's.
 fn setpriv_available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
@@ -94,10 +117,28 @@ fn children_of(parent: u32) -> Vec<Pid> {
         .collect()
 }
 
-/// SIGKILLs `child` and its children, and reaps `child`.
+/// How long killed processes may take to exit.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// SIGKILLs `child` and its children, reaps `child`, and waits until the children have exited too: one forked
+/// just before the kill may still hold the server's listening socket, and a restart on the same port could
+/// not bind it until that process is gone.
 fn kill_server(child: &mut Child) {
-    signal_server(child, Signal::KILL);
+    let children = signal_server(child, Signal::KILL);
     let _ = child.wait();
+    let deadline = Instant::now() + EXIT_TIMEOUT;
+    while children.iter().any(|&pid| is_running(pid)) {
+        assert!(Instant::now() < deadline, "killed processes {children:?} did not exit within {EXIT_TIMEOUT:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether `pid` is a process that has not exited (neither gone nor a zombie, which holds no files).
+fn is_running(pid: Pid) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero())) else { return false };
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .is_some_and(|state| state != "Z" && state != "X")
 }
 
 /// While a server's forked processes are frozen, a shell that SIGKILLs them if the test process dies: the
@@ -136,7 +177,7 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts one and waits until it answers `PING`; `None` when `redis-server` is not installed.
     pub async fn try_start() -> Option<Self> {
-        let mut server = Self { port: vacant_port(), child: None };
+        let mut server = Self { port: vacant_server_port(), child: None };
         match server.spawn() {
             Ok(()) => {
                 server.wait_until_ready().await;
@@ -271,7 +312,7 @@ impl PostgresServer {
             std::os::unix::fs::chown(directory.path(), Some(uid), Some(gid))
                 .expect("give the cluster's directory away");
         }
-        let mut server = Self { port: vacant_port(), binaries, owner, child: None, guard: None, directory };
+        let mut server = Self { port: vacant_server_port(), binaries, owner, child: None, guard: None, directory };
         let initdb = server
             .command("initdb")
             .arg("-D")
