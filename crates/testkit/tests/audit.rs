@@ -482,6 +482,55 @@ async fn two_processes_appending_at_once(database: TestDatabase) {
     assert_eq!(oldest, [r#"{"step":0,"writer":0}"#, r#"{"step":1,"writer":0}"#], "one transaction, in order");
 }
 
+/// Text of every kind (quotes, backslashes, SQL and placeholder syntax, control and non-ASCII characters, the
+/// empty string) must read back exactly as it was hashed, on every backend, and the chain hold, with another
+/// writer moving the head in between: both the append after the head this process remembers and its fallback
+/// (the head had moved) run.
+#[tokio::test]
+async fn awkward_text_reads_back_as_hashed_and_the_chain_holds() {
+    for database in TestDatabase::every_backend().await {
+        let (ours, theirs) = (database.open().await, database.open().await);
+        let sealer = chain_sealer();
+        let log = AuditLog::new(ours.store(), sealer.clone(), Arc::new(SystemClock));
+        let other_writer = AuditLog::new(theirs.store(), sealer, Arc::new(SystemClock));
+        let awkward = [
+            "it's",
+            r"back\slash \' \\ E'\x41'",
+            "'); DROP TABLE audit_log; --",
+            "$$ $1 $tag$ :name ?",
+            "ünïcødé ✓ 𝄞 \u{feff}",
+            "\u{7f}\t\n\r\u{1b}[0m",
+            "",
+        ];
+        for (step, text) in awkward.iter().enumerate() {
+            let mut context = RequestContext::command_line("test");
+            for field in [&mut context.request_id, &mut context.path, &mut context.user_agent, &mut context.trace_id] {
+                *field = Some((*text).to_owned());
+            }
+            let event = AuditEvent::new(AuditAction::KeysRotated, AuditOutcome::Success).detail("text", *text);
+            log.record(&context, event).await.expect("append");
+            if step == 3 {
+                let event = AuditEvent::new(AuditAction::KeysRotated, AuditOutcome::Success).detail("other", true);
+                other_writer.record(&RequestContext::command_line("test"), event).await.expect("the other writer");
+            }
+        }
+
+        let report = log.verify().await.expect("one unbroken chain");
+        assert_every_head_is_its_chains_last_entry(&report, 8);
+        let newest_first = log.query(&AuditQuery { limit: 100, ..AuditQuery::default() }).await.expect("list");
+        let ours_in_order: Vec<&AuditEntry> =
+            newest_first.iter().rev().filter(|entry| !entry.details.contains("other")).collect();
+        assert_eq!(ours_in_order.len(), awkward.len());
+        for (entry, text) in ours_in_order.iter().zip(awkward) {
+            let read_back = [&entry.request_id, &entry.path, &entry.user_agent, &entry.trace_id];
+            assert!(read_back.iter().all(|field| field.as_deref() == Some(text)), "{text:?} read back as {entry:?}");
+            assert_eq!(entry.details, json!({ "text": text }).to_string());
+        }
+        ours.store().close().await;
+        theirs.store().close().await;
+    }
+}
+
 /// The first migration that rebuilds `audit_log` on SQLite (which drops a constraint only that way); 000015
 /// rebuilds it again.
 const REBUILDS_THE_AUDIT_LOG: dashtam_store::SchemaVersion = 20261128000014;
