@@ -501,8 +501,11 @@ impl AuditLog {
         Self { store, sealer, clock }
     }
 
-    /// Appends `event` inside `tx`, so it commits (or rolls back) with the change it records. Call it last in
-    /// the transaction: on PostgreSQL it holds the chain head's row lock until commit.
+    /// Appends `event` inside `tx`, so it commits (or rolls back) with the change it records. The store links
+    /// it onto the chain when it writes it: on SQLite with the batch's `COMMIT`; on PostgreSQL a transaction's
+    /// first entry with its refresh-token rotation if it has one, else just before its `COMMIT`, and any later
+    /// entry at once. From then until the transaction ends it holds its chain's head, so nothing slow should
+    /// follow the append.
     pub async fn append(
         &self,
         tx: &mut Box<dyn StoreTx>,

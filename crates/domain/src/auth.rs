@@ -548,7 +548,16 @@ impl AuthService {
             };
             let fresh = self.opaque_tokens.issue().map_err(internal)?;
             let fresh_id = Uuid::now_v7();
+            let mut event = AuditEvent::new(AuditAction::TokenRefreshed, AuditOutcome::Success)
+                .user(state.user.id)
+                .session(record.session_id);
+            if client_retry {
+                event = event.detail("client_retry", true);
+            }
             let mut tx = self.store.begin().await?;
+            // Appended before the rotation, so that PostgreSQL can send the entry in the rotation's statement;
+            // a lost race drops the transaction, and the entry with it.
+            self.audit.append(&mut tx, context, event).await?;
             if !tx.rotate_refresh_token(to_rotate, fresh_id, record.session_id, &fresh.digest, now).await? {
                 continue;
             }
@@ -557,13 +566,6 @@ impl AuthService {
             if now - state.session_last_activity_at >= ACTIVITY_RESOLUTION {
                 tx.touch_session(record.session_id, now).await?;
             }
-            let mut event = AuditEvent::new(AuditAction::TokenRefreshed, AuditOutcome::Success)
-                .user(state.user.id)
-                .session(record.session_id);
-            if client_retry {
-                event = event.detail("client_retry", true);
-            }
-            self.audit.append(&mut tx, context, event).await?;
             tx.commit().await?;
             let access_token = self.issue_access(&state.user, record.session_id, now)?;
             return Ok(TokenPair {

@@ -79,6 +79,10 @@ pub(crate) struct PgTx {
     chain: Option<HeldChain>,
     /// The newest entry this transaction appended.
     appended: Option<ChainPoint>,
+    /// The transaction's first entry, linked after the head this instance remembers for its chain and not yet
+    /// sent: it goes with the transaction's refresh-token rotation, if it has one, in that statement (saving
+    /// the hottest audited write a round trip), else by itself before the `COMMIT`.
+    deferred: Option<(PendingAuditEntry, ChainPoint)>,
 }
 
 /// Appends an entry and moves its chain's head onto it, in one statement, only if the head is still the point
@@ -95,6 +99,30 @@ const APPEND_AFTER_HEAD: &str = concat!(
     crate::queries::audit_content_columns!(),
     ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20 FROM moved"
 );
+
+/// Rotates a refresh token and appends the transaction's first audit entry after the remembered head, in one
+/// statement: `$1`…`$5` as [`ROTATE_REFRESH_TOKEN`], then as [`APPEND_AFTER_HEAD`]'s `$1`…`$22` numbered on from
+/// `$6`. The entry goes in only with the rotation, and only onto the head it was linked after; the statement
+/// answers how many tokens were rotated and entries appended.
+const ROTATE_REFRESH_TOKEN_AND_APPEND: &str = concat!(
+    "WITH rotated AS (UPDATE refresh_tokens SET rotated_at = $5, replaced_by = $2 \
+       WHERE id = $1 AND rotated_at IS NULL RETURNING id), \
+     successor AS (INSERT INTO refresh_tokens (id, session_id, token_hash, created_at) \
+       SELECT $2, $3, $4, $5 FROM rotated RETURNING 1), \
+     moved AS (UPDATE audit_chain SET head_seq = $7, head_hash = $25, head_seal = $26 \
+       WHERE id = $6 AND head_seq = $7 - 1 AND head_hash = $27 AND EXISTS (SELECT 1 FROM rotated) RETURNING 1), \
+     appended AS (INSERT INTO audit_log (chain, chain_seq, ",
+    crate::queries::audit_content_columns!(),
+    ") SELECT $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25 \
+       FROM moved RETURNING 1) \
+     SELECT (SELECT count(*) FROM successor), (SELECT count(*) FROM appended)"
+);
+
+/// Rotates refresh token `$1` to `$2` (of session `$3`, digest `$4`, at `$5`) unless it was rotated already,
+/// in one statement.
+const ROTATE_REFRESH_TOKEN: &str = "WITH rotated AS (UPDATE refresh_tokens SET rotated_at = $5, replaced_by = $2 \
+       WHERE id = $1 AND rotated_at IS NULL RETURNING id) \
+     INSERT INTO refresh_tokens (id, session_id, token_hash, created_at) SELECT $2, $3, $4, $5 FROM rotated";
 
 /// Locks and reads the head of chain `$1` if no other transaction holds it, else of another chain nobody
 /// holds, else nothing.
@@ -132,22 +160,41 @@ impl PgStore {
 }
 
 impl PgTx {
-    /// Links the entry after the head of this transaction's chain and appends it. The first entry takes a
-    /// chain from the free ones and appends with one statement when the head remembered there is current.
-    /// Otherwise it locks and reads the head of that chain, or of another one nobody holds, or, with every
-    /// chain held, waits for its own, and appends after that.
+    /// Links the entry after the head of this transaction's chain. The first entry takes a chain from the free
+    /// ones; when this instance remembers that chain's head, the entry is linked after it and deferred (see
+    /// [`PgTx::deferred`]). Otherwise, and for every entry after the first, it is appended now.
     async fn link_audit_entry(&mut self, mut pending: PendingAuditEntry) -> Result<(), StoreError> {
+        self.append_deferred().await?;
         if let Some(previous) = self.appended.clone() {
             return self.append_onto_locked_head(&mut pending, &previous).await;
         }
         let free_chains = &self.free_chains;
         let held = self.chain.get_or_insert_with(|| HeldChain::take(free_chains));
-        let (preferred, remembered) = (held.lease.chain, held.lease.head.clone());
-        if let Some(previous) = remembered
-            && self.append_after(&mut pending, &previous).await?
-        {
+        match held.lease.head.clone() {
+            Some(remembered) => {
+                pending.link_after(&remembered);
+                self.deferred = Some((pending, remembered));
+                Ok(())
+            }
+            None => self.claim_chain_and_append(pending).await,
+        }
+    }
+
+    /// Appends the deferred first entry, if there is one, after the remembered head if that is still the head,
+    /// else after the head it locks.
+    async fn append_deferred(&mut self) -> Result<(), StoreError> {
+        let Some((mut pending, remembered)) = self.deferred.take() else { return Ok(()) };
+        if self.append_after(&mut pending, &remembered).await? {
             return Ok(());
         }
+        self.claim_chain_and_append(pending).await
+    }
+
+    /// Locks and reads the head of this transaction's chain, or of another one nobody holds, or, with every
+    /// chain held, waits for its own, and appends after that.
+    async fn claim_chain_and_append(&mut self, mut pending: PendingAuditEntry) -> Result<(), StoreError> {
+        let free_chains = &self.free_chains;
+        let preferred = self.chain.get_or_insert_with(|| HeldChain::take(free_chains)).lease.chain;
         let claimed: Option<(i16, i64, String)> = sqlx::query_as(CLAIM_FREE_CHAIN)
             .bind(preferred)
             .fetch_optional(&mut *self.tx)
@@ -167,6 +214,44 @@ impl PgTx {
             self.chain = Some(HeldChain { lease, free_chains: Arc::clone(&self.free_chains) });
         }
         self.append_onto_locked_head(&mut pending, &ChainPoint::unsealed(chain, seq, hash)).await
+    }
+
+    /// Rotates refresh token `id` to `successor` unless it was rotated already; whether it was. A deferred audit
+    /// entry goes in the same statement; if the head it was linked after has moved, it stays deferred.
+    async fn rotate_refresh_token_once(
+        &mut self,
+        id: uuid::Uuid,
+        successor: uuid::Uuid,
+        session_id: uuid::Uuid,
+        digest: &[u8],
+        now: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let rotation = |statement| {
+            sqlx::query(statement).bind(id).bind(successor).bind(session_id).bind(digest).bind(crate::rows::utc(now))
+        };
+        let Some((pending, previous)) = self.deferred.take() else {
+            let written = rotation(ROTATE_REFRESH_TOKEN)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(crate::errors::store_error)?
+                .rows_affected();
+            return Ok(written == 1);
+        };
+        let entry = pending.entry();
+        let counts =
+            bind_audit_entry!(rotation(ROTATE_REFRESH_TOKEN_AND_APPEND).bind(entry.chain).bind(entry.chain_seq), entry)
+                .bind(pending.head_seal())
+                .bind(&previous.hash)
+                .fetch_one(&mut *self.tx)
+                .await
+                .map_err(crate::errors::store_error)?;
+        let (rotated, appended): (i64, i64) = sqlx::FromRow::from_row(&counts).map_err(crate::errors::store_error)?;
+        if appended == 1 {
+            self.appended = Some(pending.point());
+        } else {
+            self.deferred = Some((pending, previous));
+        }
+        Ok(rotated == 1)
     }
 
     /// Appends after a head this transaction holds the lock of, which therefore cannot have moved.
@@ -207,6 +292,7 @@ impl PgTx {
 
     /// Commits; the chain this transaction appended to goes back to the free ones with its new head.
     async fn commit_writes(mut self) -> Result<(), StoreError> {
+        self.append_deferred().await?;
         self.tx.commit().await.map_err(crate::errors::store_error)?;
         if let (Some(held), Some(appended)) = (&mut self.chain, self.appended) {
             held.lease.head = Some(appended);
@@ -215,7 +301,13 @@ impl PgTx {
     }
 }
 
-impl_store_ports!(PgStore, PgTx, |(tx, free_chains)| PgTx { tx, free_chains, chain: None, appended: None });
+impl_store_ports!(PgStore, PgTx, |(tx, free_chains)| PgTx {
+    tx,
+    free_chains,
+    chain: None,
+    appended: None,
+    deferred: None
+});
 impl_provider_ports!(PgStore, PgTx);
 impl_import_ports!(PgStore, PgTx);
 impl_ledger_ports!(PgStore, PgTx, sqlx::Postgres);

@@ -479,36 +479,8 @@ macro_rules! impl_store_ports {
                 now: time::OffsetDateTime,
             ) -> Result<bool, dashtam_domain::ports::StoreError> {
                 // The `rotated_at IS NULL` guard makes this the compare-and-set that lets exactly one of two
-                // concurrent refreshes with the same token win. Both writes go in one round trip, as they sit
-                // inside the write transaction whose length bounds refresh throughput on SQLite: on SQLite as
-                // two statements of one query (each binds `$n` by number), on PostgreSQL as one statement.
-                let (statement, rows_written) = match <$store>::BACKEND {
-                    dashtam_domain::ports::StoreBackend::Postgres => (
-                        "WITH rotated AS (UPDATE refresh_tokens SET rotated_at = $5, replaced_by = $2 \
-                           WHERE id = $1 AND rotated_at IS NULL RETURNING id) \
-                         INSERT INTO refresh_tokens (id, session_id, token_hash, created_at) \
-                         SELECT $2, $3, $4, $5 FROM rotated",
-                        1,
-                    ),
-                    dashtam_domain::ports::StoreBackend::Sqlite => (
-                        "UPDATE refresh_tokens SET rotated_at = $5, replaced_by = $2 \
-                           WHERE id = $1 AND rotated_at IS NULL; \
-                         INSERT INTO refresh_tokens (id, session_id, token_hash, created_at) \
-                         SELECT $2, $3, $4, $5 WHERE changes() = 1",
-                        2,
-                    ),
-                };
-                let written = sqlx::query(statement)
-                    .bind(id)
-                    .bind(successor)
-                    .bind(session_id.as_uuid())
-                    .bind(&digest.0[..])
-                    .bind($crate::rows::utc(now))
-                    .execute(&mut *self.tx)
-                    .await
-                    .map_err($crate::errors::store_error)?
-                    .rows_affected();
-                Ok(written == rows_written)
+                // concurrent refreshes with the same token win; each backend writes both rows in one round trip.
+                self.rotate_refresh_token_once(id, successor, session_id.as_uuid(), &digest.0, now).await
             }
 
             async fn insert_one_time_token(

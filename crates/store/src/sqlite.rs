@@ -419,6 +419,34 @@ impl SqliteStore {
 }
 
 impl SqliteTx {
+    /// Rotates refresh token `id` to `successor` unless it was rotated already; whether it was. Both writes go in
+    /// one round trip, as two statements of one query (each binds `$n` by number), inside the write transaction
+    /// whose length bounds refresh throughput.
+    async fn rotate_refresh_token_once(
+        &mut self,
+        id: uuid::Uuid,
+        successor: uuid::Uuid,
+        session_id: uuid::Uuid,
+        digest: &[u8],
+        now: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let written = sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = $5, replaced_by = $2 WHERE id = $1 AND rotated_at IS NULL; \
+             INSERT INTO refresh_tokens (id, session_id, token_hash, created_at) \
+             SELECT $2, $3, $4, $5 WHERE changes() = 1",
+        )
+        .bind(id)
+        .bind(successor)
+        .bind(session_id)
+        .bind(digest)
+        .bind(crate::rows::utc(now))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(crate::errors::store_error)?
+        .rows_affected();
+        Ok(written == 2)
+    }
+
     async fn link_audit_entry(&mut self, pending: PendingAuditEntry) -> Result<(), StoreError> {
         self.pending_audit.push(pending);
         Ok(())

@@ -15,7 +15,7 @@ use dashtam_domain::audit::{
 use dashtam_domain::clock::{Clock, SystemClock};
 use dashtam_domain::context::RequestContext;
 use dashtam_testkit::http::*;
-use dashtam_testkit::{Backend, TestApp, TestDatabase};
+use dashtam_testkit::{Backend, TestApp, TestDatabase, random_keys};
 use serde_json::{Value, json};
 
 /// Sends `request` with a chosen request id and returns status, body and the id the response carried.
@@ -528,6 +528,49 @@ async fn awkward_text_reads_back_as_hashed_and_the_chain_holds() {
         }
         ours.store().close().await;
         theirs.store().close().await;
+    }
+}
+
+/// On PostgreSQL a refresh sends its audit entry in the rotation's statement, linked after the head its instance
+/// remembers. When another instance has moved that head meanwhile, the rotation must still happen and the entry
+/// go after the head as it is now: every refresh is on record exactly once, and the chain holds.
+#[tokio::test]
+async fn refreshes_are_recorded_once_each_while_another_instance_moves_the_head() {
+    for database in TestDatabase::every_backend().await {
+        let app = TestApp::spawn_configured(database, random_keys).await;
+        let peer = app.spawn_peer(|_| {}).await;
+        verified_user(&app, "erin@example.com").await;
+        let mut current = logged_in(&app, "erin@example.com").await;
+        for round in 0..4 {
+            if round % 2 == 1 {
+                let (status, _) = login(&peer, "erin@example.com", "not the password").await;
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "the peer records a failed login");
+            }
+            let (status, body) = post(&app, "/api/v1/auth/refresh", json!({"refresh_token": current.refresh})).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            current = tokens(&body);
+        }
+
+        let report = app.state.audit.verify().await.expect("one unbroken chain");
+        let refreshes = app
+            .state
+            .audit
+            .query(&AuditQuery { action: Some("auth.refresh".to_owned()), limit: 100, ..AuditQuery::default() })
+            .await
+            .expect("list");
+        assert_eq!(refreshes.len(), 4, "{refreshes:?}");
+        assert!(refreshes.iter().all(|entry| entry.outcome == AuditOutcome::Success));
+        let failed_logins = peer
+            .state
+            .audit
+            .query(&AuditQuery { action: Some("auth.login".to_owned()), limit: 100, ..AuditQuery::default() })
+            .await
+            .expect("list")
+            .into_iter()
+            .filter(|entry| entry.outcome != AuditOutcome::Success)
+            .count();
+        assert_eq!(failed_logins, 2);
+        assert_every_head_is_its_chains_last_entry(&report, report.entries);
     }
 }
 
