@@ -12,7 +12,7 @@ use crate::database::{ConnectError, PoolOptions};
 use crate::import_queries::impl_import_ports;
 use crate::ledger_queries::impl_ledger_ports;
 use crate::provider_queries::impl_provider_ports;
-use crate::queries::{bind_audit_entry, impl_store_ports};
+use crate::queries::{bind_audit_entry, bind_refresh_token_rotation, impl_store_ports};
 
 #[derive(Debug)]
 pub(crate) struct PgStore {
@@ -85,44 +85,69 @@ pub(crate) struct PgTx {
     deferred: Option<(PendingAuditEntry, ChainPoint)>,
 }
 
-/// Appends an entry and moves its chain's head onto it, in one statement, only if the head is still the point
-/// the entry was linked after: `$1` is the chain, `$2` the entry's position, `$3`…`$20` what it says, `$21` the
-/// head seal, `$22` the previous hash. The `UPDATE` takes the head row's lock until the transaction ends, which
-/// orders the chain's writers in every instance; if another writer moved the head first, it updates nothing,
-/// and nothing is inserted. Another instance holding the chain makes it wait for that transaction's end (the
-/// append is the last step of a transaction, so briefly); `FOR UPDATE SKIP LOCKED` would spare that rare wait
-/// but costs every append a row-lock record in the WAL (about 4 % of refresh throughput, docs/benchmarks.md).
-const APPEND_AFTER_HEAD: &str = concat!(
-    "WITH moved AS (UPDATE audit_chain SET head_seq = $2, head_hash = $20, head_seal = $21 \
-     WHERE id = $1 AND head_seq = $2 - 1 AND head_hash = $22 RETURNING 1) \
-     INSERT INTO audit_log (chain, chain_seq, ",
-    crate::queries::audit_content_columns!(),
-    ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20 FROM moved"
-);
+/// Moves chain `$1`'s head onto an entry at position `$2` (hash `$20`, seal `$21`), only if the head is still
+/// the point the entry was linked after (hash `$22`). The `UPDATE` takes the head row's lock until the
+/// transaction ends, which orders the chain's writers in every instance; if another writer moved the head first,
+/// it updates nothing. Another instance holding the chain makes it wait for that transaction's end (the append
+/// comes last in a transaction, so briefly); `FOR UPDATE SKIP LOCKED` would spare that rare wait but costs every
+/// append a row-lock record in the WAL (about 4 % of refresh throughput, docs/benchmarks.md).
+macro_rules! move_audit_head {
+    () => {
+        "UPDATE audit_chain SET head_seq = $2, head_hash = $20, head_seal = $21 \
+         WHERE id = $1 AND head_seq = $2 - 1 AND head_hash = $22"
+    };
+}
 
-/// Rotates a refresh token and appends the transaction's first audit entry after the remembered head, in one
-/// statement: `$1`…`$5` as [`ROTATE_REFRESH_TOKEN`], then as [`APPEND_AFTER_HEAD`]'s `$1`…`$22` numbered on from
-/// `$6`. The entry goes in only with the rotation, and only onto the head it was linked after; the statement
-/// answers how many tokens were rotated and entries appended.
-const ROTATE_REFRESH_TOKEN_AND_APPEND: &str = concat!(
-    "WITH rotated AS (UPDATE refresh_tokens SET rotated_at = $5, replaced_by = $2 \
-       WHERE id = $1 AND rotated_at IS NULL RETURNING id), \
-     successor AS (INSERT INTO refresh_tokens (id, session_id, token_hash, created_at) \
-       SELECT $2, $3, $4, $5 FROM rotated RETURNING 1), \
-     moved AS (UPDATE audit_chain SET head_seq = $7, head_hash = $25, head_seal = $26 \
-       WHERE id = $6 AND head_seq = $7 - 1 AND head_hash = $27 AND EXISTS (SELECT 1 FROM rotated) RETURNING 1), \
-     appended AS (INSERT INTO audit_log (chain, chain_seq, ",
-    crate::queries::audit_content_columns!(),
-    ") SELECT $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25 \
-       FROM moved RETURNING 1) \
-     SELECT (SELECT count(*) FROM successor), (SELECT count(*) FROM appended)"
-);
+/// Inserts the entry (`$1` its chain, `$2` its position, `$3`…`$20` what it says) once for each row of `moved`,
+/// the CTE holding [`move_audit_head`]: only if the head moved onto it.
+macro_rules! insert_moved_audit_entry {
+    () => {
+        concat!(
+            "INSERT INTO audit_log (chain, chain_seq, ",
+            crate::queries::audit_content_columns!(),
+            ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20 \
+             FROM moved"
+        )
+    };
+}
+
+/// Appends an entry and moves its chain's head onto it, in one statement, only if the head is still the point
+/// the entry was linked after; otherwise nothing is inserted. Parameters as [`append_query`] binds them.
+const APPEND_AFTER_HEAD: &str =
+    concat!("WITH moved AS (", move_audit_head!(), " RETURNING 1) ", insert_moved_audit_entry!());
 
 /// Rotates refresh token `$1` to `$2` (of session `$3`, digest `$4`, at `$5`) unless it was rotated already,
 /// in one statement.
 const ROTATE_REFRESH_TOKEN: &str = "WITH rotated AS (UPDATE refresh_tokens SET rotated_at = $5, replaced_by = $2 \
        WHERE id = $1 AND rotated_at IS NULL RETURNING id) \
      INSERT INTO refresh_tokens (id, session_id, token_hash, created_at) SELECT $2, $3, $4, $5 FROM rotated";
+
+/// [`APPEND_AFTER_HEAD`] and [`ROTATE_REFRESH_TOKEN`] in one statement: `$1`…`$22` as the append, then the
+/// rotation's `$1`…`$5` numbered on as `$23`…`$27`. The entry goes in only with the rotation, and only onto the
+/// head it was linked after; the statement answers how many tokens were rotated and entries appended.
+const ROTATE_REFRESH_TOKEN_AND_APPEND: &str = concat!(
+    "WITH rotated AS (UPDATE refresh_tokens SET rotated_at = $27, replaced_by = $24 \
+       WHERE id = $23 AND rotated_at IS NULL RETURNING id), \
+     successor AS (INSERT INTO refresh_tokens (id, session_id, token_hash, created_at) \
+       SELECT $24, $25, $26, $27 FROM rotated RETURNING 1), \
+     moved AS (",
+    move_audit_head!(),
+    " AND EXISTS (SELECT 1 FROM rotated) RETURNING 1), appended AS (",
+    insert_moved_audit_entry!(),
+    " RETURNING 1) SELECT (SELECT count(*) FROM successor), (SELECT count(*) FROM appended)"
+);
+
+/// `statement` with an append's parameters bound: the entry as last linked, after `previous`.
+fn append_query<'q>(
+    statement: &'q str,
+    pending: &'q PendingAuditEntry,
+    previous: &'q ChainPoint,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    let entry = pending.entry();
+    bind_audit_entry!(sqlx::query(statement).bind(entry.chain).bind(entry.chain_seq), entry)
+        .bind(pending.head_seal())
+        .bind(&previous.hash)
+}
 
 /// Locks and reads the head of chain `$1` if no other transaction holds it, else of another chain nobody
 /// holds, else nothing.
@@ -226,25 +251,20 @@ impl PgTx {
         digest: &[u8],
         now: time::OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let rotation = |statement| {
-            sqlx::query(statement).bind(id).bind(successor).bind(session_id).bind(digest).bind(crate::rows::utc(now))
-        };
         let Some((pending, previous)) = self.deferred.take() else {
-            let written = rotation(ROTATE_REFRESH_TOKEN)
-                .execute(&mut *self.tx)
-                .await
-                .map_err(crate::errors::store_error)?
-                .rows_affected();
+            let written =
+                bind_refresh_token_rotation!(sqlx::query(ROTATE_REFRESH_TOKEN), id, successor, session_id, digest, now)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(crate::errors::store_error)?
+                    .rows_affected();
             return Ok(written == 1);
         };
-        let entry = pending.entry();
-        let counts =
-            bind_audit_entry!(rotation(ROTATE_REFRESH_TOKEN_AND_APPEND).bind(entry.chain).bind(entry.chain_seq), entry)
-                .bind(pending.head_seal())
-                .bind(&previous.hash)
-                .fetch_one(&mut *self.tx)
-                .await
-                .map_err(crate::errors::store_error)?;
+        let combined = append_query(ROTATE_REFRESH_TOKEN_AND_APPEND, &pending, &previous);
+        let counts = bind_refresh_token_rotation!(combined, id, successor, session_id, digest, now)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(crate::errors::store_error)?;
         let (rotated, appended): (i64, i64) = sqlx::FromRow::from_row(&counts).map_err(crate::errors::store_error)?;
         if appended == 1 {
             self.appended = Some(pending.point());
@@ -275,10 +295,7 @@ impl PgTx {
         previous: &ChainPoint,
     ) -> Result<bool, StoreError> {
         pending.link_after(previous);
-        let entry = pending.entry();
-        let appended = bind_audit_entry!(sqlx::query(APPEND_AFTER_HEAD).bind(entry.chain).bind(entry.chain_seq), entry)
-            .bind(pending.head_seal())
-            .bind(&previous.hash)
+        let appended = append_query(APPEND_AFTER_HEAD, pending, previous)
             .execute(&mut *self.tx)
             .await
             .map_err(crate::errors::store_error)?

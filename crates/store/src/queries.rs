@@ -971,7 +971,15 @@ macro_rules! bind_audit_entry {
     };
 }
 
+/// Binds a refresh-token rotation's values in the order both backends' rotation statements number them: the
+/// token, its successor, the session, the successor's digest and the instant.
+macro_rules! bind_refresh_token_rotation {
+    ($query:expr, $id:expr, $successor:expr, $session_id:expr, $digest:expr, $now:expr) => {
+        $query.bind($id).bind($successor).bind($session_id).bind($digest).bind($crate::rows::utc($now))
+    };
+}
+
 pub(crate) use {
-    audit_columns, audit_content_columns, bind_audit_entry, impl_store_ports, refresh_token_columns,
-    session_auth_state_columns, session_columns, user_columns,
+    audit_columns, audit_content_columns, bind_audit_entry, bind_refresh_token_rotation, impl_store_ports,
+    refresh_token_columns, session_auth_state_columns, session_columns, user_columns,
 };

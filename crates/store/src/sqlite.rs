@@ -17,7 +17,7 @@ use crate::database::{ConnectError, PoolOptions};
 use crate::import_queries::impl_import_ports;
 use crate::ledger_queries::impl_ledger_ports;
 use crate::provider_queries::impl_provider_ports;
-use crate::queries::{bind_audit_entry, impl_store_ports};
+use crate::queries::{bind_audit_entry, bind_refresh_token_rotation, impl_store_ports};
 
 /// How long a writer waits for another writer's lock before giving up with "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -430,20 +430,15 @@ impl SqliteTx {
         digest: &[u8],
         now: time::OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let written = sqlx::query(
-            "UPDATE refresh_tokens SET rotated_at = $5, replaced_by = $2 WHERE id = $1 AND rotated_at IS NULL; \
+        const ROTATE_REFRESH_TOKEN: &str = "UPDATE refresh_tokens SET rotated_at = $5, replaced_by = $2 WHERE id = $1 AND rotated_at IS NULL; \
              INSERT INTO refresh_tokens (id, session_id, token_hash, created_at) \
-             SELECT $2, $3, $4, $5 WHERE changes() = 1",
-        )
-        .bind(id)
-        .bind(successor)
-        .bind(session_id)
-        .bind(digest)
-        .bind(crate::rows::utc(now))
-        .execute(&mut *self.tx)
-        .await
-        .map_err(crate::errors::store_error)?
-        .rows_affected();
+             SELECT $2, $3, $4, $5 WHERE changes() = 1";
+        let written =
+            bind_refresh_token_rotation!(sqlx::query(ROTATE_REFRESH_TOKEN), id, successor, session_id, digest, now)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(crate::errors::store_error)?
+                .rows_affected();
         Ok(written == 2)
     }
 

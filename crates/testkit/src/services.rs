@@ -109,9 +109,7 @@ fn children_of(parent: u32) -> Vec<Pid> {
         .filter_map(Result::ok)
         .filter_map(|entry| {
             let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            // `pid (command) state ppid …`; the command may hold spaces and parentheses, so read after the last `)`.
-            let ppid: u32 = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+            let ppid: u32 = status_fields(&entry.path())?.get(1)?.parse().ok()?;
             (ppid == parent).then_some(Pid::from_raw(pid)?)
         })
         .collect()
@@ -135,10 +133,16 @@ fn kill_server(child: &mut Child) {
 
 /// Whether `pid` is a process that has not exited (neither gone nor a zombie, which holds no files).
 fn is_running(pid: Pid) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero())) else { return false };
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .is_some_and(|state| state != "Z" && state != "X")
+    let process = PathBuf::from(format!("/proc/{}", pid.as_raw_nonzero()));
+    status_fields(&process).is_some_and(|fields| fields.first().is_some_and(|state| state != "Z" && state != "X"))
+}
+
+/// The fields of `/proc/<pid>/stat` after the command (`state ppid …`), for the process directory `process`;
+/// `None` once the process is gone.
+fn status_fields(process: &Path) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(process.join("stat")).ok()?;
+    // `pid (command) state ppid …`; the command may hold spaces and parentheses, so read after the last `)`.
+    Some(stat.rsplit_once(')')?.1.split_whitespace().map(str::to_owned).collect())
 }
 
 /// While a server's forked processes are frozen, a shell that SIGKILLs them if the test process dies: the
