@@ -116,14 +116,8 @@ macro_rules! insert_moved_audit_entry {
 const APPEND_AFTER_HEAD: &str =
     concat!("WITH moved AS (", move_audit_head!(), " RETURNING 1) ", insert_moved_audit_entry!());
 
-/// Rotates refresh token `$1` to `$2` (of session `$3`, digest `$4`, at `$5`) unless it was rotated already,
-/// in one statement.
-const ROTATE_REFRESH_TOKEN: &str = "WITH rotated AS (UPDATE refresh_tokens SET rotated_at = $5, replaced_by = $2 \
-       WHERE id = $1 AND rotated_at IS NULL RETURNING id) \
-     INSERT INTO refresh_tokens (id, session_id, token_hash, created_at) SELECT $2, $3, $4, $5 FROM rotated";
-
-/// [`APPEND_AFTER_HEAD`] and [`ROTATE_REFRESH_TOKEN`] in one statement: `$1`…`$22` as the append, then the
-/// rotation's `$1`…`$5` numbered on as `$23`…`$27`. The entry goes in only with the rotation, and only onto the
+/// [`APPEND_AFTER_HEAD`] and the refresh-token rotation (`rotate_refresh_token` in `impl_store_ports`) in one
+/// statement: `$1`…`$22` as the append, then the rotation's `$1`…`$5` numbered on as `$23`…`$27`. The entry goes in only with the rotation, and only onto the
 /// head it was linked after; the statement answers how many tokens were rotated and entries appended.
 const ROTATE_REFRESH_TOKEN_AND_APPEND: &str = concat!(
     "WITH rotated AS (UPDATE refresh_tokens SET rotated_at = $27, replaced_by = $24 \
@@ -241,25 +235,18 @@ impl PgTx {
         self.append_onto_locked_head(&mut pending, &ChainPoint::unsealed(chain, seq, hash)).await
     }
 
-    /// Rotates refresh token `id` to `successor` unless it was rotated already; whether it was. A deferred audit
-    /// entry goes in the same statement; if the head it was linked after has moved, it stays deferred.
-    async fn rotate_refresh_token_once(
+    /// With a deferred audit entry, rotates refresh token `id` to `successor` unless it was rotated already and
+    /// appends the entry in the same statement; whether the token was rotated. If the head the entry was linked
+    /// after has moved, the entry stays deferred. `None` without a deferred entry: the plain rotation serves.
+    async fn rotate_refresh_token_with_audit(
         &mut self,
         id: uuid::Uuid,
         successor: uuid::Uuid,
         session_id: uuid::Uuid,
         digest: &[u8],
         now: time::OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let Some((pending, previous)) = self.deferred.take() else {
-            let written =
-                bind_refresh_token_rotation!(sqlx::query(ROTATE_REFRESH_TOKEN), id, successor, session_id, digest, now)
-                    .execute(&mut *self.tx)
-                    .await
-                    .map_err(crate::errors::store_error)?
-                    .rows_affected();
-            return Ok(written == 1);
-        };
+    ) -> Result<Option<bool>, StoreError> {
+        let Some((pending, previous)) = self.deferred.take() else { return Ok(None) };
         let combined = append_query(ROTATE_REFRESH_TOKEN_AND_APPEND, &pending, &previous);
         let counts = bind_refresh_token_rotation!(combined, id, successor, session_id, digest, now)
             .fetch_one(&mut *self.tx)
@@ -271,7 +258,7 @@ impl PgTx {
         } else {
             self.deferred = Some((pending, previous));
         }
-        Ok(rotated == 1)
+        Ok(Some(rotated == 1))
     }
 
     /// Appends after a head this transaction holds the lock of, which therefore cannot have moved.

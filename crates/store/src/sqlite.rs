@@ -17,7 +17,7 @@ use crate::database::{ConnectError, PoolOptions};
 use crate::import_queries::impl_import_ports;
 use crate::ledger_queries::impl_ledger_ports;
 use crate::provider_queries::impl_provider_ports;
-use crate::queries::{bind_audit_entry, bind_refresh_token_rotation, impl_store_ports};
+use crate::queries::{bind_audit_entry, impl_store_ports};
 
 /// How long a writer waits for another writer's lock before giving up with "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -419,27 +419,16 @@ impl SqliteStore {
 }
 
 impl SqliteTx {
-    /// Rotates refresh token `id` to `successor` unless it was rotated already; whether it was. Both writes go in
-    /// one round trip, as two statements of one query (each binds `$n` by number), inside the write transaction
-    /// whose length bounds refresh throughput.
-    async fn rotate_refresh_token_once(
+    /// Never: the transaction's audit entries go with its batch's `COMMIT`, so the plain rotation serves.
+    async fn rotate_refresh_token_with_audit(
         &mut self,
-        id: uuid::Uuid,
-        successor: uuid::Uuid,
-        session_id: uuid::Uuid,
-        digest: &[u8],
-        now: time::OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        const ROTATE_REFRESH_TOKEN: &str = "UPDATE refresh_tokens SET rotated_at = $5, replaced_by = $2 WHERE id = $1 AND rotated_at IS NULL; \
-             INSERT INTO refresh_tokens (id, session_id, token_hash, created_at) \
-             SELECT $2, $3, $4, $5 WHERE changes() = 1";
-        let written =
-            bind_refresh_token_rotation!(sqlx::query(ROTATE_REFRESH_TOKEN), id, successor, session_id, digest, now)
-                .execute(&mut *self.tx)
-                .await
-                .map_err(crate::errors::store_error)?
-                .rows_affected();
-        Ok(written == 2)
+        _id: uuid::Uuid,
+        _successor: uuid::Uuid,
+        _session_id: uuid::Uuid,
+        _digest: &[u8],
+        _now: time::OffsetDateTime,
+    ) -> Result<Option<bool>, StoreError> {
+        Ok(None)
     }
 
     async fn link_audit_entry(&mut self, pending: PendingAuditEntry) -> Result<(), StoreError> {
