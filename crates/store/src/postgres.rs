@@ -117,8 +117,9 @@ const APPEND_AFTER_HEAD: &str =
     concat!("WITH moved AS (", move_audit_head!(), " RETURNING 1) ", insert_moved_audit_entry!());
 
 /// [`APPEND_AFTER_HEAD`] and the refresh-token rotation (`rotate_refresh_token` in `impl_store_ports`) in one
-/// statement: `$1`…`$22` as the append, then the rotation's `$1`…`$5` numbered on as `$23`…`$27`. The entry goes in only with the rotation, and only onto the
-/// head it was linked after; the statement answers how many tokens were rotated and entries appended.
+/// statement: `$1`…`$22` as the append, then the rotation's `$1`…`$5` numbered on as `$23`…`$27`. The entry
+/// goes in only with the rotation, and only onto the head it was linked after; the statement answers whether
+/// the token was rotated and whether the entry was appended.
 const ROTATE_REFRESH_TOKEN_AND_APPEND: &str = concat!(
     "WITH rotated AS (UPDATE refresh_tokens SET rotated_at = $27, replaced_by = $24 \
        WHERE id = $23 AND rotated_at IS NULL RETURNING id), \
@@ -128,7 +129,8 @@ const ROTATE_REFRESH_TOKEN_AND_APPEND: &str = concat!(
     move_audit_head!(),
     " AND EXISTS (SELECT 1 FROM rotated) RETURNING 1), appended AS (",
     insert_moved_audit_entry!(),
-    " RETURNING 1) SELECT (SELECT count(*) FROM successor), (SELECT count(*) FROM appended)"
+    // `EXISTS`, not `count(*)`: aggregates cost every execution an `Agg` node to set up (docs/benchmarks.md).
+    " RETURNING 1) SELECT EXISTS (SELECT FROM successor), EXISTS (SELECT FROM appended)"
 );
 
 /// `statement` with an append's parameters bound: the entry as last linked, after `previous`.
@@ -248,17 +250,17 @@ impl PgTx {
     ) -> Result<Option<bool>, StoreError> {
         let Some((pending, previous)) = self.deferred.take() else { return Ok(None) };
         let combined = append_query(ROTATE_REFRESH_TOKEN_AND_APPEND, &pending, &previous);
-        let counts = bind_refresh_token_rotation!(combined, id, successor, session_id, digest, now)
+        let answer = bind_refresh_token_rotation!(combined, id, successor, session_id, digest, now)
             .fetch_one(&mut *self.tx)
             .await
             .map_err(crate::errors::store_error)?;
-        let (rotated, appended): (i64, i64) = sqlx::FromRow::from_row(&counts).map_err(crate::errors::store_error)?;
-        if appended == 1 {
+        let (rotated, appended): (bool, bool) = sqlx::FromRow::from_row(&answer).map_err(crate::errors::store_error)?;
+        if appended {
             self.appended = Some(pending.point());
         } else {
             self.deferred = Some((pending, previous));
         }
-        Ok(Some(rotated == 1))
+        Ok(Some(rotated))
     }
 
     /// Appends after a head this transaction holds the lock of, which therefore cannot have moved.

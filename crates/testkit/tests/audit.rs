@@ -708,8 +708,41 @@ async fn the_log_goes_back_to_one_chain_only_while_it_is_one() {
             report.chains.iter().filter(|state| state.head.seq > 0).map(|state| state.head.chain).collect();
         assert_eq!(written.len(), 2, "{:?}", report.chains);
 
+        // Migration 000017 comes off first; it holds nothing the older schema cannot.
+        assert_eq!(opened.migrate_down(1).await.expect("000017 down").len(), 1);
         assert!(opened.migrate_down(1).await.is_err(), "entries on chain {} have nowhere to go", written[1]);
         assert_eq!(log.verify().await.expect("still verifies"), report);
+        opened.store().close().await;
+    }
+}
+
+/// On PostgreSQL the chains are the sixteen rows migration 000016 made; a row for any other chain is refused
+/// (by a trigger on INSERT since migration 000017, which the moves of a head do not fire), and the chains
+/// already there move on as before.
+#[tokio::test]
+async fn no_chain_beyond_the_sixteen_can_be_added() {
+    for database in TestDatabase::every_backend().await.into_iter().filter(|db| db.backend == Backend::Postgres) {
+        let opened = database.open().await;
+        for id in [0, 17, -1] {
+            let refused = database
+                .execute_raw_sql(&format!(
+                    "INSERT INTO audit_chain (id, head_seq, head_hash, checkpoint_seq, checkpoint_hash) \
+                     VALUES ({id}, 0, repeat('0', 64), 0, repeat('0', 64))"
+                ))
+                .await
+                .expect_err("no such chain");
+            let code = refused.as_database_error().and_then(|error| error.code()).map(|code| code.into_owned());
+            assert_eq!(code.as_deref(), Some("23514"), "a check violation for chain {id}: {refused}");
+        }
+        assert_eq!(database.fetch_i64("SELECT count(*) FROM audit_chain").await.expect("count"), 16);
+        let log = AuditLog::new(opened.store(), chain_sealer(), Arc::new(SystemClock));
+        let context = RequestContext::command_line("test");
+        for _ in 0..3 {
+            log.record(&context, AuditEvent::new(AuditAction::KeysRotated, AuditOutcome::Success))
+                .await
+                .expect("append");
+        }
+        assert_eq!(log.verify().await.expect("verifies").entries, 3);
         opened.store().close().await;
     }
 }
