@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::context::RequestContext;
+use crate::context::{Actor, RequestContext};
 use crate::ids::UserId;
 use crate::ports::{Store, StoreError, StoreTx};
 use crate::session::SessionId;
@@ -173,6 +173,8 @@ pub struct AuditEvent {
     outcome: AuditOutcome,
     user_id: Option<UserId>,
     session_id: Option<SessionId>,
+    /// Who acted, when the use case learnt it: otherwise the context's actor.
+    actor: Option<Actor>,
     resource: Option<(&'static str, String)>,
     details: Map<String, Value>,
 }
@@ -180,7 +182,7 @@ pub struct AuditEvent {
 impl AuditEvent {
     /// An event about nobody in particular yet.
     pub fn new(action: AuditAction, outcome: AuditOutcome) -> Self {
-        Self { action, outcome, user_id: None, session_id: None, resource: None, details: Map::new() }
+        Self { action, outcome, user_id: None, session_id: None, actor: None, resource: None, details: Map::new() }
     }
 
     /// The user the event is about (who may differ from the actor: an admin disabling an account).
@@ -192,6 +194,15 @@ impl AuditEvent {
     /// The session the event is about, when it is not the caller's (a login's new session).
     pub fn session(mut self, session_id: SessionId) -> Self {
         self.session_id = Some(session_id);
+        self
+    }
+
+    /// `user` proved who they are in this very request (a login's password, a refresh token), which came
+    /// without an access token: the entry names them as the actor, not `anonymous`.
+    pub fn signed_in_as(mut self, user: UserId, session: SessionId) -> Self {
+        self.user_id = Some(user);
+        self.session_id = Some(session);
+        self.actor = Some(Actor::User(user));
         self
     }
 
@@ -530,7 +541,7 @@ impl AuditLog {
             action: event.action.as_str().to_owned(),
             outcome: event.outcome,
             user_id: event.user_id.or(context.user_id()).map(|id| id.as_uuid()),
-            actor: context.actor.to_stored(),
+            actor: event.actor.unwrap_or(context.actor).to_stored(),
             resource_type,
             resource_id,
             request_id: context.request_id.clone(),

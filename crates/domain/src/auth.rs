@@ -445,8 +445,7 @@ impl AuthService {
             self.queue_mail(&mut tx, &user.email, notice, now).await?;
         }
         let event = AuditEvent::new(AuditAction::Login, AuditOutcome::Success)
-            .user(user.id)
-            .session(session_id)
+            .signed_in_as(user.id, session_id)
             .detail("password_rehashed", rehashed.is_some())
             .detail("new_device", new_device);
         self.audit.append(&mut tx, context, event).await?;
@@ -549,8 +548,7 @@ impl AuthService {
             let fresh = self.opaque_tokens.issue().map_err(internal)?;
             let fresh_id = Uuid::now_v7();
             let mut event = AuditEvent::new(AuditAction::TokenRefreshed, AuditOutcome::Success)
-                .user(state.user.id)
-                .session(record.session_id);
+                .signed_in_as(state.user.id, record.session_id);
             if client_retry {
                 event = event.detail("client_retry", true);
             }

@@ -82,7 +82,8 @@ async fn every_authentication_action_writes_its_entry_with_the_request_id_and_co
         .json(&json!({"email": "ada@example.com", "password": "wrong password entirely"}));
     assert_eq!(send_with_id(request, "req-login-bad").await.0, StatusCode::UNAUTHORIZED);
     let failed = only_entry(&app, "req-login-bad", "auth.login", "failure").await;
-    assert_eq!(failed.user_id, Some(user_id));
+    // About Ada, but nobody proved to be her.
+    assert_eq!((failed.user_id, failed.actor.as_str()), (Some(user_id), "anonymous"));
     assert!(failed.details.contains("wrong_password"), "{}", failed.details);
     assert!(!failed.details.contains("wrong password entirely"), "no password in the log");
 
@@ -99,12 +100,18 @@ async fn every_authentication_action_writes_its_entry_with_the_request_id_and_co
     assert_eq!(status, StatusCode::OK);
     let login = only_entry(&app, "req-login", "auth.login", "success").await;
     let session_id = login.session_id.expect("the new session");
+    // The password proved who is acting, though the request carried no access token.
+    assert_eq!(login.actor, user_id.to_string());
     let first = tokens(&body);
 
     let request = client.post(app.url("/api/v1/auth/refresh")).json(&json!({"refresh_token": first.refresh}));
     let (status, body, _) = send_with_id(request, "req-refresh").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(only_entry(&app, "req-refresh", "auth.refresh", "success").await.session_id, Some(session_id));
+    let refreshed = only_entry(&app, "req-refresh", "auth.refresh", "success").await;
+    assert_eq!(
+        (refreshed.user_id, refreshed.session_id, refreshed.actor),
+        (Some(user_id), Some(session_id), user_id.to_string())
+    );
     let second = tokens(&body);
 
     let request = client.patch(app.url("/api/v1/auth/me")).bearer_auth(&second.access).json(&json!({"name": "Ada L."}));
@@ -161,6 +168,8 @@ async fn refresh_token_reuse_and_lockout_are_recorded() {
     assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "refresh_token_reused"));
     let reuse = only_entry(&app, "req-reuse", "auth.refresh_token_reuse", "denied").await;
     assert!(reuse.session_id.is_some() && reuse.details.contains("\"session_ended\":true"), "{reuse:?}");
+    // A rotated token proves nothing about who presents it.
+    assert_eq!(reuse.actor, "anonymous");
 
     for attempt in ["req-bad-1", "req-bad-2"] {
         let request = app
