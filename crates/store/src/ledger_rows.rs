@@ -240,7 +240,7 @@ impl TryFrom<SnapshotRow> for BalanceSnapshot {
 pub(crate) enum Bind {
     Uuid(Uuid),
     Date(Date),
-    Instant(OffsetDateTime),
+    Instant(crate::rows::StoredInstant),
     Decimal(DbDecimal),
     Text(String),
     Int(i64),

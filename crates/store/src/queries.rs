@@ -304,10 +304,10 @@ macro_rules! impl_store_ports {
                     statement = statement.bind(action.clone());
                 }
                 if let Some(from) = query.from {
-                    statement = statement.bind($crate::rows::AuditInstant(from));
+                    statement = statement.bind($crate::rows::utc(from));
                 }
                 if let Some(to) = query.to {
-                    statement = statement.bind($crate::rows::AuditInstant(to));
+                    statement = statement.bind($crate::rows::utc(to));
                 }
                 if let Some(request_id) = &query.request_id {
                     statement = statement.bind(request_id.clone());
@@ -987,7 +987,7 @@ macro_rules! bind_audit_entry {
     ($query:expr, $entry:expr) => {
         $query
             .bind($entry.id)
-            .bind($crate::rows::AuditInstant($entry.occurred_at))
+            .bind($crate::rows::utc($entry.occurred_at))
             .bind(&$entry.action)
             .bind($entry.outcome.as_str())
             .bind($entry.user_id)

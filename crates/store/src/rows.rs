@@ -73,52 +73,53 @@ impl From<SecurityConfigRow> for SecurityConfig {
     }
 }
 
-/// Every instant is written in UTC. PostgreSQL would normalise anyway, but SQLite keeps the text as given,
-/// and its ordering and equality are only right when all values share one offset.
-pub(crate) fn utc(instant: OffsetDateTime) -> OffsetDateTime {
-    instant.to_offset(time::UtcOffset::UTC)
-}
+/// An instant as the store writes it: in UTC, and on SQLite as RFC 3339 text with all nine fractional digits
+/// (`…:10.850000000Z`). SQLite keeps instants as the text given and compares them as text, and sqlx would write
+/// the fraction with its trailing zeros trimmed (`…:10.85Z`, `…:10Z`), whose text order is not time order within
+/// a second (`10.85Z` sorts after `10.857795Z`): a token would still pass `expires_at > now` for up to a second
+/// after it expired, and rows made within a second would list out of order. Migrations 000015 (audit times) and
+/// 000017 (every other instant) rewrote the values written before. PostgreSQL keeps a `TIMESTAMPTZ`, which
+/// normalises the offset anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StoredInstant(OffsetDateTime);
 
-/// When an audit entry happened, as written and compared. SQLite keeps instants as RFC 3339 text, which sqlx
-/// writes with the fraction's trailing zeros trimmed (`…:10.85Z`, `…:10Z`), so that within a second text order
-/// is not time order (`10.85Z` sorts after `10.857795Z`), and the admin query's `from` and `to` compare text. On
-/// SQLite audit times are therefore written with all nine fractional digits (`…:10.850000000Z`; migration
-/// 000015 rewrote the older ones); PostgreSQL keeps a `TIMESTAMPTZ`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct AuditInstant(pub(crate) OffsetDateTime);
+/// Every instant is bound through this.
+pub(crate) fn utc(instant: OffsetDateTime) -> StoredInstant {
+    StoredInstant(instant.to_offset(time::UtcOffset::UTC))
+}
 
 /// RFC 3339 in UTC with a fixed-width fraction: text order is time order.
 const SORTABLE_RFC3339: &[time::format_description::BorrowedFormatItem<'static>] =
     time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
 
-impl sqlx::Type<sqlx::Sqlite> for AuditInstant {
+impl sqlx::Type<sqlx::Sqlite> for StoredInstant {
     fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
         <String as sqlx::Type<sqlx::Sqlite>>::type_info()
     }
 }
 
-impl<'q> sqlx::Encode<'q, sqlx::Sqlite> for AuditInstant {
+impl<'q> sqlx::Encode<'q, sqlx::Sqlite> for StoredInstant {
     fn encode_by_ref(
         &self,
         buf: &mut Vec<sqlx::sqlite::SqliteArgumentValue<'q>>,
     ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        let text = utc(self.0).format(SORTABLE_RFC3339)?;
+        let text = self.0.format(SORTABLE_RFC3339)?;
         <String as sqlx::Encode<'q, sqlx::Sqlite>>::encode(text, buf)
     }
 }
 
-impl sqlx::Type<sqlx::Postgres> for AuditInstant {
+impl sqlx::Type<sqlx::Postgres> for StoredInstant {
     fn type_info() -> sqlx::postgres::PgTypeInfo {
         <OffsetDateTime as sqlx::Type<sqlx::Postgres>>::type_info()
     }
 }
 
-impl sqlx::Encode<'_, sqlx::Postgres> for AuditInstant {
+impl sqlx::Encode<'_, sqlx::Postgres> for StoredInstant {
     fn encode_by_ref(
         &self,
         buf: &mut sqlx::postgres::PgArgumentBuffer,
     ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        <OffsetDateTime as sqlx::Encode<'_, sqlx::Postgres>>::encode_by_ref(&utc(self.0), buf)
+        <OffsetDateTime as sqlx::Encode<'_, sqlx::Postgres>>::encode_by_ref(&self.0, buf)
     }
 }
 

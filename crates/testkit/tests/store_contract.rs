@@ -460,6 +460,78 @@ async fn one_time_tokens_are_single_use_purpose_bound_and_expire() {
     .await;
 }
 
+/// Instants compare in time order in SQL even within one second, where text with the fraction's trailing zeros
+/// trimmed would not: `…:10.85Z` sorts after `…:10.857795Z`, and `…:11Z` after `…:11.5Z`.
+#[tokio::test]
+async fn stored_instants_compare_in_time_order_within_a_second() {
+    on_every_backend(|store, _| async move {
+        let user = insert(&store, &new_user("instants@example.com")).await.expect("insert");
+        let cases = [
+            // (expires at, checked at, still valid)
+            (datetime!(2025-10-03 10:00:10.85 UTC), datetime!(2025-10-03 10:00:10.857795 UTC), false),
+            (datetime!(2025-10-03 10:00:11 UTC), datetime!(2025-10-03 10:00:11.5 UTC), false),
+            (datetime!(2025-10-03 10:00:12.857795 UTC), datetime!(2025-10-03 10:00:12.85 UTC), true),
+            (datetime!(2025-10-03 10:00:13.5 UTC), datetime!(2025-10-03 10:00:13 UTC), true),
+        ];
+        for (index, (expires_at, checked_at, valid)) in cases.into_iter().enumerate() {
+            let token = one_time(user.id, OneTimePurpose::ResetPassword, LOGIN_AT, expires_at - LOGIN_AT);
+            let token_digest = digest(60 + index as u8);
+            let mut tx = store.begin().await.expect("begin");
+            tx.insert_one_time_token(&token, &token_digest).await.expect("insert");
+            let used = tx.consume_one_time_token(&token_digest, OneTimePurpose::ResetPassword, checked_at).await;
+            assert_eq!(used.expect("query").is_some(), valid, "expiring at {expires_at}, used at {checked_at}");
+            tx.commit().await.expect("commit");
+        }
+    })
+    .await;
+}
+
+/// Migration 000017 on SQLite rewrites instants stored the old way (fraction trimmed) with nine fractional
+/// digits, and the store reads the same instants back.
+#[tokio::test]
+async fn the_fixed_width_migration_rewrites_old_instants_as_the_same_instants() {
+    const FIXED_WIDTH_INSTANTS: dashtam_store::SchemaVersion = 20261130000017;
+    const FIXED_WIDTH: &str = "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].\
+        [0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]Z'";
+    let database = TestDatabase::sqlite();
+    let opened = database.open().await;
+    let store = opened.store();
+    let (user, session_id) = user_with_session(&store, "old-times@example.com").await;
+    let mut tx = store.begin().await.expect("begin");
+    let ended_at = datetime!(2025-10-04 08:30:00.25 UTC);
+    assert!(tx.end_session(session_id, SessionEndReason::Logout, ended_at).await.expect("end"));
+    tx.commit().await.expect("commit");
+    let before = (store.user_by_id(user.id).await.expect("read"), store.session_by_id(session_id).await.expect("read"));
+
+    let status = opened.migration_status().await.expect("status");
+    let steps = status.iter().filter(|line| line.version >= FIXED_WIDTH_INSTANTS).count();
+    assert!(steps >= 1, "the rewrite is among the applied migrations: {status:?}");
+    assert_eq!(opened.migrate_down(steps).await.expect("down").len(), steps);
+    // As sqlx wrote them before: `…:00.123456Z`, `…:00Z`, `…:00.25Z`.
+    let trim =
+        |column: &str| format!("{column} = rtrim(rtrim(substr({column}, 1, length({column}) - 1), '0'), '.') || 'Z'");
+    let trim_sessions = ["created_at", "last_activity_at", "expires_at", "revoked_at"].map(trim).join(", ");
+    database
+        .execute_raw_sql(&format!("UPDATE users SET {}; UPDATE sessions SET {trim_sessions}", trim("created_at")))
+        .await
+        .expect("write instants the old way");
+    let trimmed =
+        |table: &str, column: &str| format!("SELECT count(*) FROM {table} WHERE {column} NOT GLOB {FIXED_WIDTH}");
+    assert_eq!(database.fetch_i64(&trimmed("sessions", "revoked_at")).await.expect("count"), 1, "trimmed");
+    assert_eq!(database.fetch_i64(&trimmed("users", "created_at")).await.expect("count"), 1, "trimmed");
+
+    assert_eq!(opened.migrate_up().await.expect("up").len(), steps);
+    for (table, column) in [("users", "created_at"), ("users", "updated_at"), ("sessions", "created_at")]
+        .into_iter()
+        .chain([("sessions", "last_activity_at"), ("sessions", "expires_at"), ("sessions", "revoked_at")])
+    {
+        assert_eq!(database.fetch_i64(&trimmed(table, column)).await.expect("count"), 0, "{table}.{column} rewritten");
+    }
+    let after = (store.user_by_id(user.id).await.expect("read"), store.session_by_id(session_id).await.expect("read"));
+    assert_eq!(after, before, "the same instants");
+    store.close().await;
+}
+
 #[tokio::test]
 async fn a_new_one_time_token_voids_older_ones_of_the_same_purpose_only() {
     on_every_backend(|store, _| async move {
