@@ -182,6 +182,16 @@ impl Drop for TestDatabase {
     }
 }
 
+/// A `GLOB` pattern for an instant as the store writes it on SQLite: RFC 3339 with all nine fractional digits.
+pub const SQLITE_FIXED_WIDTH_INSTANT: &str = "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].\
+    [0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]Z'";
+
+/// An assignment that rewrites the SQLite instants in `column` as sqlx wrote them before the store fixed their
+/// width: the fraction's trailing zeros trimmed (`…:10.85Z`, `…:10Z`).
+pub fn sqlite_trimmed_instant(column: &str) -> String {
+    format!("{column} = rtrim(rtrim(substr({column}, 1, length({column}) - 1), '0'), '.') || 'Z'")
+}
+
 /// A configuration for tests: a temporary data directory, the given database, any port on 127.0.0.1, and
 /// Redis when the suites were given one.
 pub fn test_config(data_dir: &Path, database: &TestDatabase) -> Config {

@@ -15,7 +15,9 @@ use dashtam_domain::audit::{
 use dashtam_domain::clock::{Clock, SystemClock};
 use dashtam_domain::context::RequestContext;
 use dashtam_testkit::http::*;
-use dashtam_testkit::{Backend, TestApp, TestDatabase, random_keys};
+use dashtam_testkit::{
+    Backend, SQLITE_FIXED_WIDTH_INSTANT, TestApp, TestDatabase, random_keys, sqlite_trimmed_instant,
+};
 use serde_json::{Value, json};
 
 /// Sends `request` with a chosen request id and returns status, body and the id the response carried.
@@ -588,8 +590,9 @@ async fn refreshes_are_recorded_once_each_while_another_instance_moves_the_head(
 const REBUILDS_THE_AUDIT_LOG: dashtam_store::SchemaVersion = 20261128000014;
 
 /// Counts the SQLite audit entries whose time is written with all nine fractional digits.
-const FIXED_WIDTH_TIMES: &str = "SELECT count(*) FROM audit_log WHERE occurred_at GLOB \
-    '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]Z'";
+fn fixed_width_times() -> String {
+    format!("SELECT count(*) FROM audit_log WHERE occurred_at GLOB {SQLITE_FIXED_WIDTH_INSTANT}")
+}
 
 /// Rebuilding `audit_log` must carry every entry over unchanged, in both directions, with the table's
 /// append-only protection intact afterwards; on SQLite, migration 000015 also rewrites times stored the old way
@@ -625,21 +628,21 @@ async fn the_migration_that_rebuilds_the_audit_log_keeps_every_entry_and_the_cha
         if database.backend == Backend::Sqlite {
             // Times as the store wrote them before migration 000015: the fraction's trailing zeros trimmed.
             database
-                .execute_raw_sql(
+                .execute_raw_sql(&format!(
                     "DROP TRIGGER audit_log_no_update; \
-                     UPDATE audit_log SET occurred_at = \
-                         rtrim(rtrim(substr(occurred_at, 1, length(occurred_at) - 1), '0'), '.') || 'Z'; \
+                     UPDATE audit_log SET {}; \
                      CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log \
                      BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;",
-                )
+                    sqlite_trimmed_instant("occurred_at")
+                ))
                 .await
                 .expect("write times the old way");
-            assert_eq!(database.fetch_i64(FIXED_WIDTH_TIMES).await.expect("count"), 0, "all trimmed");
+            assert_eq!(database.fetch_i64(&fixed_width_times()).await.expect("count"), 0, "all trimmed");
         }
         assert_eq!(opened.migrate_up().await.expect("up").len(), steps);
         assert_eq!(whole_log().await.expect("list after up"), entries);
         if database.backend == Backend::Sqlite {
-            let rewritten = database.fetch_i64(FIXED_WIDTH_TIMES).await.expect("count");
+            let rewritten = database.fetch_i64(&fixed_width_times()).await.expect("count");
             assert_eq!(rewritten, entries.len() as i64, "the migration wrote every time with nine digits");
         }
         assert_eq!(log.verify().await.expect("still verifies"), report);

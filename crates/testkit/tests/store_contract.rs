@@ -10,7 +10,7 @@ use dashtam_domain::{
     TokenDigest, User, UserId, UserName,
 };
 use dashtam_store::MigrationState;
-use dashtam_testkit::{Backend, TestDatabase};
+use dashtam_testkit::{Backend, SQLITE_FIXED_WIDTH_INSTANT, TestDatabase, sqlite_trimmed_instant};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -491,8 +491,6 @@ async fn stored_instants_compare_in_time_order_within_a_second() {
 #[tokio::test]
 async fn the_fixed_width_migration_rewrites_old_instants_as_the_same_instants() {
     const FIXED_WIDTH_INSTANTS: dashtam_store::SchemaVersion = 20261130000017;
-    const FIXED_WIDTH: &str = "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].\
-        [0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]Z'";
     let database = TestDatabase::sqlite();
     let opened = database.open().await;
     let store = opened.store();
@@ -508,23 +506,31 @@ async fn the_fixed_width_migration_rewrites_old_instants_as_the_same_instants() 
     assert!(steps >= 1, "the rewrite is among the applied migrations: {status:?}");
     assert_eq!(opened.migrate_down(steps).await.expect("down").len(), steps);
     // As sqlx wrote them before: `…:00.123456Z`, `…:00Z`, `…:00.25Z`.
-    let trim =
-        |column: &str| format!("{column} = rtrim(rtrim(substr({column}, 1, length({column}) - 1), '0'), '.') || 'Z'");
-    let trim_sessions = ["created_at", "last_activity_at", "expires_at", "revoked_at"].map(trim).join(", ");
+    let trim_sessions =
+        ["created_at", "last_activity_at", "expires_at", "revoked_at"].map(sqlite_trimmed_instant).join(", ");
     database
-        .execute_raw_sql(&format!("UPDATE users SET {}; UPDATE sessions SET {trim_sessions}", trim("created_at")))
+        .execute_raw_sql(&format!(
+            "UPDATE users SET {}; UPDATE sessions SET {trim_sessions}",
+            sqlite_trimmed_instant("created_at")
+        ))
         .await
         .expect("write instants the old way");
-    let trimmed =
-        |table: &str, column: &str| format!("SELECT count(*) FROM {table} WHERE {column} NOT GLOB {FIXED_WIDTH}");
+    let trimmed = |table: &str, column: &str| {
+        format!("SELECT count(*) FROM {table} WHERE {column} NOT GLOB {SQLITE_FIXED_WIDTH_INSTANT}")
+    };
     assert_eq!(database.fetch_i64(&trimmed("sessions", "revoked_at")).await.expect("count"), 1, "trimmed");
     assert_eq!(database.fetch_i64(&trimmed("users", "created_at")).await.expect("count"), 1, "trimmed");
 
     assert_eq!(opened.migrate_up().await.expect("up").len(), steps);
-    for (table, column) in [("users", "created_at"), ("users", "updated_at"), ("sessions", "created_at")]
-        .into_iter()
-        .chain([("sessions", "last_activity_at"), ("sessions", "expires_at"), ("sessions", "revoked_at")])
-    {
+    let rewritten = [
+        ("users", "created_at"),
+        ("users", "updated_at"),
+        ("sessions", "created_at"),
+        ("sessions", "last_activity_at"),
+        ("sessions", "expires_at"),
+        ("sessions", "revoked_at"),
+    ];
+    for (table, column) in rewritten {
         assert_eq!(database.fetch_i64(&trimmed(table, column)).await.expect("count"), 0, "{table}.{column} rewritten");
     }
     let after = (store.user_by_id(user.id).await.expect("read"), store.session_by_id(session_id).await.expect("read"));

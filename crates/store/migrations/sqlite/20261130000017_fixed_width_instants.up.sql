@@ -5,154 +5,164 @@
 -- token still passed `expires_at > now` for up to a second after it expired, and rows made within a second
 -- listed out of order.
 --
--- A value is rewritten only when it has the old form (`Z`-terminated RFC 3339 shorter than 30 characters): its
--- first 19 characters (`YYYY-MM-DDTHH:MM:SS`), then its fraction (after the `.`, if any) padded with zeros to
--- nine digits. The instant it names is the same.
+-- Only values in the old form (`Z`-terminated RFC 3339 shorter than 30 characters) change. Each distinct one is
+-- converted once, into `fixed_width`: its first 19 characters (`YYYY-MM-DDTHH:MM:SS`), then its fraction (after
+-- the `.`, if any) padded with zeros to nine digits. The instant it names is the same. Every column then takes
+-- its value's converted form, if it has one.
+
+CREATE TEMP TABLE fixed_width (trimmed TEXT NOT NULL PRIMARY KEY, fixed TEXT NOT NULL);
+
+INSERT INTO fixed_width (trimmed, fixed)
+SELECT value, substr(value, 1, 19) || '.' || substr(substr(value, 21, max(length(value) - 21, 0)) || '000000000', 1, 9) || 'Z'
+FROM (
+    SELECT email_verified_at AS value FROM users
+    UNION
+    SELECT disabled_at FROM users
+    UNION
+    SELECT locked_until FROM users
+    UNION
+    SELECT created_at FROM users
+    UNION
+    SELECT updated_at FROM users
+    UNION
+    SELECT last_login_at FROM users
+    UNION
+    SELECT last_rotation_at FROM security_config
+    UNION
+    SELECT global_rotation_enforced_at FROM security_config
+    UNION
+    SELECT created_at FROM sessions
+    UNION
+    SELECT last_activity_at FROM sessions
+    UNION
+    SELECT expires_at FROM sessions
+    UNION
+    SELECT revoked_at FROM sessions
+    UNION
+    SELECT created_at FROM refresh_tokens
+    UNION
+    SELECT rotated_at FROM refresh_tokens
+    UNION
+    SELECT created_at FROM one_time_tokens
+    UNION
+    SELECT expires_at FROM one_time_tokens
+    UNION
+    SELECT used_at FROM one_time_tokens
+    UNION
+    SELECT created_at FROM email_outbox
+    UNION
+    SELECT next_attempt_at FROM email_outbox
+    UNION
+    SELECT sent_at FROM email_outbox
+    UNION
+    SELECT occurred_at FROM rate_limit_violations
+    UNION
+    SELECT connected_at FROM providers
+    UNION
+    SELECT last_sync_at FROM providers
+    UNION
+    SELECT created_at FROM providers
+    UNION
+    SELECT updated_at FROM providers
+    UNION
+    SELECT next_sync_at FROM providers
+    UNION
+    SELECT access_expires_at FROM provider_credentials
+    UNION
+    SELECT connected_at FROM provider_credentials
+    UNION
+    SELECT updated_at FROM provider_credentials
+    UNION
+    SELECT last_synced_at FROM accounts
+    UNION
+    SELECT created_at FROM accounts
+    UNION
+    SELECT updated_at FROM accounts
+    UNION
+    SELECT as_of FROM holdings
+    UNION
+    SELECT created_at FROM holdings
+    UNION
+    SELECT updated_at FROM holdings
+    UNION
+    SELECT posted_at FROM transactions
+    UNION
+    SELECT created_at FROM transactions
+    UNION
+    SELECT updated_at FROM transactions
+    UNION
+    SELECT as_of FROM balance_snapshots
+    UNION
+    SELECT created_at FROM imports
+)
+WHERE length(value) < 30 AND value LIKE '____-__-__T__:__:__%Z';
 
 UPDATE users SET
-    email_verified_at = CASE WHEN length(email_verified_at) < 30 AND email_verified_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(email_verified_at, 1, 19) || '.' || substr(substr(email_verified_at, 21, max(length(email_verified_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE email_verified_at END,
-    disabled_at = CASE WHEN length(disabled_at) < 30 AND disabled_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(disabled_at, 1, 19) || '.' || substr(substr(disabled_at, 21, max(length(disabled_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE disabled_at END,
-    locked_until = CASE WHEN length(locked_until) < 30 AND locked_until LIKE '____-__-__T__:__:__%Z'
-        THEN substr(locked_until, 1, 19) || '.' || substr(substr(locked_until, 21, max(length(locked_until) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE locked_until END,
-    created_at = CASE WHEN length(created_at) < 30 AND created_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(created_at, 1, 19) || '.' || substr(substr(created_at, 21, max(length(created_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE created_at END,
-    updated_at = CASE WHEN length(updated_at) < 30 AND updated_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(updated_at, 1, 19) || '.' || substr(substr(updated_at, 21, max(length(updated_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE updated_at END,
-    last_login_at = CASE WHEN length(last_login_at) < 30 AND last_login_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(last_login_at, 1, 19) || '.' || substr(substr(last_login_at, 21, max(length(last_login_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE last_login_at END;
+    email_verified_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = email_verified_at), email_verified_at),
+    disabled_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = disabled_at), disabled_at),
+    locked_until = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = locked_until), locked_until),
+    created_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = created_at), created_at),
+    updated_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = updated_at), updated_at),
+    last_login_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = last_login_at), last_login_at);
 
 UPDATE security_config SET
-    last_rotation_at = CASE WHEN length(last_rotation_at) < 30 AND last_rotation_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(last_rotation_at, 1, 19) || '.' || substr(substr(last_rotation_at, 21, max(length(last_rotation_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE last_rotation_at END,
-    global_rotation_enforced_at = CASE WHEN length(global_rotation_enforced_at) < 30 AND global_rotation_enforced_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(global_rotation_enforced_at, 1, 19) || '.' || substr(substr(global_rotation_enforced_at, 21, max(length(global_rotation_enforced_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE global_rotation_enforced_at END;
+    last_rotation_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = last_rotation_at), last_rotation_at),
+    global_rotation_enforced_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = global_rotation_enforced_at), global_rotation_enforced_at);
 
 UPDATE sessions SET
-    created_at = CASE WHEN length(created_at) < 30 AND created_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(created_at, 1, 19) || '.' || substr(substr(created_at, 21, max(length(created_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE created_at END,
-    last_activity_at = CASE WHEN length(last_activity_at) < 30 AND last_activity_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(last_activity_at, 1, 19) || '.' || substr(substr(last_activity_at, 21, max(length(last_activity_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE last_activity_at END,
-    expires_at = CASE WHEN length(expires_at) < 30 AND expires_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(expires_at, 1, 19) || '.' || substr(substr(expires_at, 21, max(length(expires_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE expires_at END,
-    revoked_at = CASE WHEN length(revoked_at) < 30 AND revoked_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(revoked_at, 1, 19) || '.' || substr(substr(revoked_at, 21, max(length(revoked_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE revoked_at END;
+    created_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = created_at), created_at),
+    last_activity_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = last_activity_at), last_activity_at),
+    expires_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = expires_at), expires_at),
+    revoked_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = revoked_at), revoked_at);
 
 UPDATE refresh_tokens SET
-    created_at = CASE WHEN length(created_at) < 30 AND created_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(created_at, 1, 19) || '.' || substr(substr(created_at, 21, max(length(created_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE created_at END,
-    rotated_at = CASE WHEN length(rotated_at) < 30 AND rotated_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(rotated_at, 1, 19) || '.' || substr(substr(rotated_at, 21, max(length(rotated_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE rotated_at END;
+    created_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = created_at), created_at),
+    rotated_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = rotated_at), rotated_at);
 
 UPDATE one_time_tokens SET
-    created_at = CASE WHEN length(created_at) < 30 AND created_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(created_at, 1, 19) || '.' || substr(substr(created_at, 21, max(length(created_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE created_at END,
-    expires_at = CASE WHEN length(expires_at) < 30 AND expires_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(expires_at, 1, 19) || '.' || substr(substr(expires_at, 21, max(length(expires_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE expires_at END,
-    used_at = CASE WHEN length(used_at) < 30 AND used_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(used_at, 1, 19) || '.' || substr(substr(used_at, 21, max(length(used_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE used_at END;
+    created_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = created_at), created_at),
+    expires_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = expires_at), expires_at),
+    used_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = used_at), used_at);
 
 UPDATE email_outbox SET
-    created_at = CASE WHEN length(created_at) < 30 AND created_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(created_at, 1, 19) || '.' || substr(substr(created_at, 21, max(length(created_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE created_at END,
-    next_attempt_at = CASE WHEN length(next_attempt_at) < 30 AND next_attempt_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(next_attempt_at, 1, 19) || '.' || substr(substr(next_attempt_at, 21, max(length(next_attempt_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE next_attempt_at END,
-    sent_at = CASE WHEN length(sent_at) < 30 AND sent_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(sent_at, 1, 19) || '.' || substr(substr(sent_at, 21, max(length(sent_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE sent_at END;
+    created_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = created_at), created_at),
+    next_attempt_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = next_attempt_at), next_attempt_at),
+    sent_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = sent_at), sent_at);
 
 UPDATE rate_limit_violations SET
-    occurred_at = CASE WHEN length(occurred_at) < 30 AND occurred_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(occurred_at, 1, 19) || '.' || substr(substr(occurred_at, 21, max(length(occurred_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE occurred_at END;
+    occurred_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = occurred_at), occurred_at);
 
 UPDATE providers SET
-    connected_at = CASE WHEN length(connected_at) < 30 AND connected_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(connected_at, 1, 19) || '.' || substr(substr(connected_at, 21, max(length(connected_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE connected_at END,
-    last_sync_at = CASE WHEN length(last_sync_at) < 30 AND last_sync_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(last_sync_at, 1, 19) || '.' || substr(substr(last_sync_at, 21, max(length(last_sync_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE last_sync_at END,
-    created_at = CASE WHEN length(created_at) < 30 AND created_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(created_at, 1, 19) || '.' || substr(substr(created_at, 21, max(length(created_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE created_at END,
-    updated_at = CASE WHEN length(updated_at) < 30 AND updated_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(updated_at, 1, 19) || '.' || substr(substr(updated_at, 21, max(length(updated_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE updated_at END,
-    next_sync_at = CASE WHEN length(next_sync_at) < 30 AND next_sync_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(next_sync_at, 1, 19) || '.' || substr(substr(next_sync_at, 21, max(length(next_sync_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE next_sync_at END;
+    connected_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = connected_at), connected_at),
+    last_sync_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = last_sync_at), last_sync_at),
+    created_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = created_at), created_at),
+    updated_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = updated_at), updated_at),
+    next_sync_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = next_sync_at), next_sync_at);
 
 UPDATE provider_credentials SET
-    access_expires_at = CASE WHEN length(access_expires_at) < 30 AND access_expires_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(access_expires_at, 1, 19) || '.' || substr(substr(access_expires_at, 21, max(length(access_expires_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE access_expires_at END,
-    connected_at = CASE WHEN length(connected_at) < 30 AND connected_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(connected_at, 1, 19) || '.' || substr(substr(connected_at, 21, max(length(connected_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE connected_at END,
-    updated_at = CASE WHEN length(updated_at) < 30 AND updated_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(updated_at, 1, 19) || '.' || substr(substr(updated_at, 21, max(length(updated_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE updated_at END;
+    access_expires_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = access_expires_at), access_expires_at),
+    connected_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = connected_at), connected_at),
+    updated_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = updated_at), updated_at);
 
 UPDATE accounts SET
-    last_synced_at = CASE WHEN length(last_synced_at) < 30 AND last_synced_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(last_synced_at, 1, 19) || '.' || substr(substr(last_synced_at, 21, max(length(last_synced_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE last_synced_at END,
-    created_at = CASE WHEN length(created_at) < 30 AND created_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(created_at, 1, 19) || '.' || substr(substr(created_at, 21, max(length(created_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE created_at END,
-    updated_at = CASE WHEN length(updated_at) < 30 AND updated_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(updated_at, 1, 19) || '.' || substr(substr(updated_at, 21, max(length(updated_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE updated_at END;
+    last_synced_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = last_synced_at), last_synced_at),
+    created_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = created_at), created_at),
+    updated_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = updated_at), updated_at);
 
 UPDATE holdings SET
-    as_of = CASE WHEN length(as_of) < 30 AND as_of LIKE '____-__-__T__:__:__%Z'
-        THEN substr(as_of, 1, 19) || '.' || substr(substr(as_of, 21, max(length(as_of) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE as_of END,
-    created_at = CASE WHEN length(created_at) < 30 AND created_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(created_at, 1, 19) || '.' || substr(substr(created_at, 21, max(length(created_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE created_at END,
-    updated_at = CASE WHEN length(updated_at) < 30 AND updated_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(updated_at, 1, 19) || '.' || substr(substr(updated_at, 21, max(length(updated_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE updated_at END;
+    as_of = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = as_of), as_of),
+    created_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = created_at), created_at),
+    updated_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = updated_at), updated_at);
 
 UPDATE transactions SET
-    posted_at = CASE WHEN length(posted_at) < 30 AND posted_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(posted_at, 1, 19) || '.' || substr(substr(posted_at, 21, max(length(posted_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE posted_at END,
-    created_at = CASE WHEN length(created_at) < 30 AND created_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(created_at, 1, 19) || '.' || substr(substr(created_at, 21, max(length(created_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE created_at END,
-    updated_at = CASE WHEN length(updated_at) < 30 AND updated_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(updated_at, 1, 19) || '.' || substr(substr(updated_at, 21, max(length(updated_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE updated_at END;
+    posted_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = posted_at), posted_at),
+    created_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = created_at), created_at),
+    updated_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = updated_at), updated_at);
 
 UPDATE balance_snapshots SET
-    as_of = CASE WHEN length(as_of) < 30 AND as_of LIKE '____-__-__T__:__:__%Z'
-        THEN substr(as_of, 1, 19) || '.' || substr(substr(as_of, 21, max(length(as_of) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE as_of END;
+    as_of = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = as_of), as_of);
 
 UPDATE imports SET
-    created_at = CASE WHEN length(created_at) < 30 AND created_at LIKE '____-__-__T__:__:__%Z'
-        THEN substr(created_at, 1, 19) || '.' || substr(substr(created_at, 21, max(length(created_at) - 21, 0)) || '000000000', 1, 9) || 'Z'
-        ELSE created_at END;
+    created_at = coalesce((SELECT fixed FROM fixed_width WHERE trimmed = created_at), created_at);
+
+DROP TABLE fixed_width;
